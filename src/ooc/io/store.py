@@ -1,0 +1,310 @@
+"""Volume stores: Zarr v3 groups laid out as OME-Zarr (NGFF 0.5) multiscale images.
+
+A store at ``url`` (a local path or an fsspec URL such as ``s3://bucket/scan.zarr``) holds::
+
+    zarr.json            attributes: "ome" (multiscales), "ooc" (VolumeMetadata),
+                         "ooc_store" (status and the write plan), "ooc_history" (provenance)
+    0/, 1/, ...          the pyramid, level 0 at full resolution, each level halved per axis
+    _progress/0, ...     while writing: one flag per region of a level, removed when complete
+
+Writes are resumable: work is cut into chunk-aligned regions; a region's flag is set only after
+all its chunks are stored, so a re-run skips it without reading its input. A region whose flag is
+missing after a crash is compared chunk by chunk with what is stored, and only chunks that are
+missing, torn or different are written again. ``status`` becomes "complete" only at the end.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec, BloscShuffle
+
+from ooc.metadata import VolumeMetadata
+
+__all__ = [
+    "StoreError",
+    "VolumeStore",
+    "blosc_codec",
+    "level_shapes",
+    "region_grid",
+]
+
+Box = tuple[slice, slice, slice]
+STATUS_COMPLETE = "complete"
+STATUS_WRITING = "writing"
+
+
+class StoreError(RuntimeError):
+    """A store cannot be created, resumed or read as asked; the message names the store."""
+
+
+def blosc_codec(dtype: np.dtype, clevel: int = 3) -> BloscCodec:
+    """Blosc with zstd: byte shuffle for multi-byte types, bit shuffle for 1-byte labels."""
+    shuffle = BloscShuffle.bitshuffle if np.dtype(dtype).itemsize == 1 else BloscShuffle.shuffle
+    return BloscCodec(cname="zstd", clevel=clevel, shuffle=shuffle)
+
+
+def level_shapes(shape: tuple[int, ...], chunks: tuple[int, ...], levels: int | None) -> list[tuple[int, ...]]:
+    """Shapes of the pyramid levels: each halves every axis (rounding up).
+
+    With ``levels=None`` the pyramid stops at the first level that fits in one chunk.
+    """
+    shapes = [tuple(shape)]
+    while (levels is None and any(s > c for s, c in zip(shapes[-1], chunks, strict=True))) or (
+        levels is not None and len(shapes) < levels
+    ):
+        shapes.append(tuple(math.ceil(s / 2) for s in shapes[-1]))
+    return shapes
+
+
+def region_grid(
+    shape: tuple[int, int, int], chunks: tuple[int, int, int], itemsize: int, max_bytes: int
+) -> tuple[int, int, int]:
+    """Region shape for writing: one chunk deep in z, as many whole chunk rows and columns as
+    fit in ``max_bytes`` (x first, since slices are stored row by row), at least one chunk."""
+    cz, cy, cx = chunks
+    nx = max(1, min(math.ceil(shape[2] / cx), max_bytes // (cz * cy * cx * itemsize)))
+    ny = max(1, min(math.ceil(shape[1] / cy), max_bytes // (cz * cy * nx * cx * itemsize)))
+    return (cz, ny * cy, nx * cx)
+
+
+def _boxes(shape: tuple[int, ...], step: tuple[int, ...]) -> Iterator[tuple[tuple[int, ...], Box]]:
+    ranges = [range(0, s, st) for s, st in zip(shape, step, strict=True)]
+    for origin in itertools.product(*ranges):
+        box = tuple(slice(o, min(o + st, s)) for o, st, s in zip(origin, step, shape, strict=True))
+        yield tuple(o // st for o, st in zip(origin, step, strict=True)), box
+
+
+def _ome_attrs(meta: VolumeMetadata, shapes: list[tuple[int, ...]], name: str) -> dict[str, Any]:
+    datasets = []
+    for level, lshape in enumerate(shapes):
+        factor = 2**level
+        transforms: list[dict[str, Any]] = [
+            {"type": "scale", "scale": [v * factor for v in meta.voxel_size]}
+        ]
+        if level:
+            # a coarse voxel's centre lies at the centre of the fine voxels it averages
+            transforms.append(
+                {"type": "translation", "translation": [v * (factor - 1) / 2 for v in meta.voxel_size]}
+            )
+        datasets.append({"path": str(level), "coordinateTransformations": transforms})
+    return {
+        "version": "0.5",
+        "multiscales": [
+            {
+                "name": name,
+                "axes": [{"name": a, "type": "space", "unit": meta.unit} for a in "zyx"],
+                "datasets": datasets,
+                "type": "mode" if meta.kind == "labels" else "mean",
+            }
+        ],
+    }
+
+
+@dataclass
+class VolumeStore:
+    """An opened volume store; see the module docstring for its layout."""
+
+    url: str
+    storage_options: dict[str, Any]
+
+    @property
+    def group(self) -> zarr.Group:
+        """The root Zarr group (re-opened on each access so attributes are current)."""
+        return zarr.open_group(self.url, mode="r+", storage_options=self.storage_options or None)
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        """The root group's attributes as a plain dict."""
+        return dict(self.group.attrs)
+
+    @property
+    def metadata(self) -> VolumeMetadata:
+        """The volume's validated metadata."""
+        return VolumeMetadata.from_dict(self.attrs["ooc"], source=f"{self.url} (zarr.json 'ooc')")
+
+    @property
+    def status(self) -> str:
+        """"complete" once every level is written, else "writing"."""
+        return self.attrs.get("ooc_store", {}).get("status", STATUS_WRITING)
+
+    @property
+    def plan(self) -> dict[str, Any]:
+        """How the store is being written: shape, dtype, chunks, level shapes, regions, source."""
+        return self.attrs["ooc_store"]["plan"]
+
+    def array(self, level: int = 0) -> zarr.Array:
+        """The Zarr array of pyramid ``level``."""
+        return self.group[str(level)]
+
+    @classmethod
+    def open(cls, url: str, *, storage_options: dict[str, Any] | None = None) -> VolumeStore:
+        """Open an existing store written by ooc."""
+        try:
+            group = zarr.open_group(url, mode="r", storage_options=storage_options or None)
+        except (FileNotFoundError, zarr.errors.GroupNotFoundError) as err:
+            raise StoreError(f"{url}: no Zarr group found ({err})") from None
+        if "ooc" not in group.attrs:
+            raise StoreError(f"{url}: not an ooc volume store (no 'ooc' metadata in zarr.json)")
+        return cls(url, storage_options or {})
+
+    @classmethod
+    def exists(cls, url: str, *, storage_options: dict[str, Any] | None = None) -> bool:
+        """Whether a Zarr group exists at ``url``."""
+        try:
+            zarr.open_group(url, mode="r", storage_options=storage_options or None)
+        except (FileNotFoundError, zarr.errors.GroupNotFoundError):
+            return False
+        return True
+
+    @classmethod
+    def create_or_resume(
+        cls,
+        url: str,
+        *,
+        shape: tuple[int, int, int],
+        dtype: np.dtype,
+        chunks: tuple[int, int, int],
+        metadata: VolumeMetadata,
+        plan_extra: dict[str, Any],
+        levels: int | None = None,
+        max_region_bytes: int = 256 * 2**20,
+        clevel: int = 3,
+        storage_options: dict[str, Any] | None = None,
+    ) -> tuple[VolumeStore, bool]:
+        """Create the store, or reopen an unfinished one written with the same plan.
+
+        Returns the store and whether it was resumed. A complete store, or an unfinished one
+        with a different plan (other input, shape, dtype or chunks), is refused with
+        :class:`StoreError` and left untouched.
+        """
+        dtype = np.dtype(dtype)
+        chunks = tuple(min(c, s) for c, s in zip(chunks, shape, strict=True))
+        shapes = level_shapes(shape, chunks, levels)
+        plan = {
+            "shape": list(shape),
+            "dtype": dtype.str,
+            "chunks": list(chunks),
+            "levels": [list(s) for s in shapes],
+            "regions": [
+                list(region_grid(s, chunks, dtype.itemsize, max_region_bytes)) for s in shapes
+            ],
+            "clevel": clevel,
+            **plan_extra,
+        }
+        plan = _jsonable(plan)
+        if cls.exists(url, storage_options=storage_options):
+            store = cls.open(url, storage_options=storage_options)
+            if store.status == STATUS_COMPLETE:
+                raise StoreError(
+                    f"{url}: a complete volume store is already there; delete it or choose "
+                    "another output (an existing store is never overwritten in place)"
+                )
+            old = store.attrs.get("ooc_store", {}).get("plan")
+            if old != plan:
+                diff = sorted(k for k in set(plan) | set(old or {}) if (old or {}).get(k) != plan.get(k))
+                raise StoreError(
+                    f"{url}: holds an unfinished write of a different input or layout "
+                    f"(differs in {diff}); delete it to start again, or resume with the same input"
+                )
+            return store, True
+
+        group = zarr.open_group(url, mode="w-", storage_options=storage_options or None)
+        name = url.rstrip("/").rsplit("/", 1)[-1]
+        group.attrs.update(
+            {
+                "ome": _ome_attrs(metadata, shapes, name),
+                "ooc": metadata.to_dict(),
+                "ooc_store": {"status": STATUS_WRITING, "plan": plan},
+                "ooc_history": [],
+            }
+        )
+        codec = blosc_codec(dtype, clevel)
+        for level, lshape in enumerate(shapes):
+            group.create_array(
+                str(level),
+                shape=lshape,
+                dtype=dtype,
+                chunks=chunks,
+                compressors=codec,
+                fill_value=0,
+                dimension_names=("z", "y", "x"),
+            )
+        progress = group.create_group("_progress")
+        for level, lshape in enumerate(shapes):
+            grid = [math.ceil(s / r) for s, r in zip(lshape, plan["regions"][level], strict=True)]
+            progress.create_array(
+                str(level), shape=grid, dtype="uint8", chunks=(1, 1, 1), fill_value=0,
+                compressors=None, dimension_names=("rz", "ry", "rx"),
+            )
+        return cls(url, storage_options or {}), False
+
+    def regions(self, level: int) -> list[tuple[tuple[int, ...], Box]]:
+        """The write regions of ``level``: (region index, box) pairs."""
+        return list(_boxes(tuple(self.plan["levels"][level]), tuple(self.plan["regions"][level])))
+
+    def pending_regions(self, level: int) -> list[tuple[tuple[int, ...], Box]]:
+        """Regions of ``level`` whose completion flag is not set yet."""
+        done = np.asarray(self.group["_progress"][str(level)][...])
+        return [(idx, box) for idx, box in self.regions(level) if not done[idx]]
+
+    def write_region(self, level: int, index: tuple[int, ...], box: Box, data: np.ndarray, *, verify: bool) -> dict[str, int]:
+        """Store ``data`` (the voxels of ``box``) chunk by chunk, then flag the region done.
+
+        With ``verify``, chunks already stored with equal content are left as they are (after
+        a crash, only missing, torn or different chunks are written). Returns chunk counts.
+        """
+        arr = self.array(level)
+        chunks = arr.chunks
+        written = kept = 0
+        if not verify:
+            arr[box] = data
+            written = math.prod(math.ceil((b.stop - b.start) / c) for b, c in zip(box, chunks, strict=True))
+        else:
+            local_shape = data.shape
+            for _, local in _boxes(local_shape, chunks):
+                target = tuple(slice(b.start + s.start, b.start + s.stop) for b, s in zip(box, local, strict=True))
+                block = data[local]
+                try:
+                    same = np.array_equal(arr[target], block)
+                except Exception:  # a torn or undecodable chunk is rewritten
+                    same = False
+                if same:
+                    kept += 1
+                else:
+                    arr[target] = block
+                    written += 1
+        self.group["_progress"][str(level)][index] = 1
+        return {"written": written, "kept": kept}
+
+    def finish(self, history_record: dict[str, Any]) -> None:
+        """Append the provenance record, drop the progress flags and mark the store complete."""
+        group = self.group
+        attrs = dict(group.attrs)
+        state = dict(attrs["ooc_store"], status=STATUS_COMPLETE)
+        group.attrs.update({"ooc_history": [*attrs.get("ooc_history", []), history_record], "ooc_store": state})
+        if "_progress" in group:
+            del group["_progress"]
+
+    def add_history(self, record: dict[str, Any]) -> None:
+        """Append a provenance record (e.g. when a later step registers or annotates the store)."""
+        group = self.group
+        group.attrs["ooc_history"] = [*group.attrs.get("ooc_history", []), record]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value

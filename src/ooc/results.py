@@ -1,0 +1,76 @@
+"""Results stores: ``xarray`` Datasets in Zarr v3 groups, tables as Parquet beside, with provenance.
+
+One results store per sample and scale; each step writes its own group (``measure``,
+``simulate/blocks``...). ``open_results`` gives the whole tree back as an ``xarray.DataTree``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import fsspec
+import pandas as pd
+import xarray as xr
+import zarr
+
+from ooc.io.store import blosc_codec
+
+__all__ = ["open_results", "read_table", "write_dataset", "write_table"]
+
+
+def write_dataset(
+    ds: xr.Dataset,
+    url: str,
+    *,
+    group: str,
+    provenance: dict[str, Any] | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> None:
+    """Write ``ds`` as group ``group`` of the results store at ``url``, replacing that group.
+
+    Numeric variables are compressed with Blosc/zstd; ``provenance`` is kept in the group's
+    ``ooc_history`` attribute (as JSON text, so any nesting survives the round trip).
+    """
+    ds = ds.copy()
+    if provenance is not None:
+        ds.attrs["ooc_history"] = json.dumps([provenance])
+    encoding = {
+        name: {"compressors": blosc_codec(var.dtype)}
+        for name, var in ds.variables.items()
+        if var.dtype.kind in "biuf" and var.ndim > 0
+    }
+    ds.to_zarr(
+        url,
+        group=group,
+        mode="w",
+        zarr_format=3,
+        consolidated=False,
+        encoding=encoding,
+        storage_options=storage_options or None,
+    )
+
+
+def open_results(url: str, *, storage_options: dict[str, Any] | None = None) -> xr.DataTree:
+    """All groups of a results store as a lazy ``DataTree`` (values read when needed)."""
+    zarr.open_group(url, mode="r", storage_options=storage_options or None)  # clear error if absent
+    return xr.open_datatree(
+        url, engine="zarr", consolidated=False, zarr_format=3, chunks={},
+        storage_options=storage_options or None,
+    )
+
+
+def write_table(df: pd.DataFrame, url: str, *, storage_options: dict[str, Any] | None = None) -> None:
+    """Write ``df`` as a Parquet file at ``url`` (beside a results store, not inside: a Zarr
+    hierarchy must hold only Zarr nodes)."""
+    fs, path = fsspec.url_to_fs(url, **(storage_options or {}))
+    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    with fs.open(path, "wb") as f:
+        df.to_parquet(f, index=False)
+
+
+def read_table(url: str, *, storage_options: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Read a Parquet table written by :func:`write_table`."""
+    fs, path = fsspec.url_to_fs(url, **(storage_options or {}))
+    with fs.open(path, "rb") as f:
+        return pd.read_parquet(f)
