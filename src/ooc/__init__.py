@@ -6,6 +6,6 @@ The public entry points: :func:`open_volume` (a store as a lazy ``xarray.DataArr
 
 __version__ = "0.1.0"
 
-from ooc.io.volume import open_volume  # noqa: E402
+from ooc.io.volume import open_volume
 
 __all__ = ["__version__", "open_volume"]

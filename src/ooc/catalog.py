@@ -122,7 +122,9 @@ def register(
     meta = store.metadata
     arr = store.array(0)
     history = attrs.get("ooc_history", [])
-    created = _utc(dt.datetime.fromisoformat(history[0]["time"])) if history else dt.datetime.now(dt.UTC)
+    created = (
+        _utc(dt.datetime.fromisoformat(history[0]["time"])) if history else dt.datetime.now(dt.UTC)
+    )
     now = dt.datetime.now(dt.UTC)
     values = {
         "sample_id": meta.sample_id,

@@ -54,9 +54,7 @@ def _current_client() -> Client | None:
         return None
 
 
-def run_tasks(
-    tasks: Sequence[Delayed], *, desc: str, progress: bool | None = None
-) -> list[Any]:
+def run_tasks(tasks: Sequence[Delayed], *, desc: str, progress: bool | None = None) -> list[Any]:
     """Compute ``tasks`` (small results each) on the active scheduler, with a progress bar.
 
     On a ``distributed`` client, tasks are submitted at once and gathered as they finish; on

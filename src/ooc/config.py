@@ -20,13 +20,11 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from ooc.errors import ConfigError
+
 __all__ = ["ConfigError", "Settings", "load_settings"]
 
 _ENV_PREFIX = "OOC_"
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing or malformed."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +109,9 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
             raise ConfigError(f"{path}: not valid TOML: {err}") from None
         unknown = sorted(set(table) - set(names))
         if unknown:
-            raise ConfigError(f"{path}: unknown key(s) {unknown} in [ooc]; expected some of {names}")
+            raise ConfigError(
+                f"{path}: unknown key(s) {unknown} in [ooc]; expected some of {names}"
+            )
         values.update({k: _coerce(k, v, str(path)) for k, v in table.items()})
         sources.append(str(path))
 

@@ -10,11 +10,9 @@ from typing import Any
 
 import jsonschema
 
+from ooc.errors import MetadataError
+
 __all__ = ["MetadataError", "VolumeMetadata", "load_schema", "validate"]
-
-
-class MetadataError(ValueError):
-    """Metadata does not follow its schema; the message names the source, field and expectation."""
 
 
 @cache

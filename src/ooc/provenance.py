@@ -54,7 +54,11 @@ def file_digest_tasks(files: Sequence[Path]) -> list[Any]:
     for path in files:
         size = Path(path).stat().st_size
         for start in range(0, max(size, 1), SEGMENT):
-            tasks.append(dask.delayed(segment_digest, pure=True)(str(path), start, min(SEGMENT, size - start)))
+            tasks.append(
+                dask.delayed(segment_digest, pure=True)(
+                    str(path), start, min(SEGMENT, size - start)
+                )
+            )
     return tasks
 
 
@@ -68,7 +72,11 @@ def input_digest(files: Sequence[Path], segment_digests: Sequence[str]) -> dict[
         total += size
         parts = [next(it) for _ in range(max(1, -(-size // SEGMENT)))]
         lines.append(f"{Path(path).name} {combine_digests(parts)}\n")
-    digest = lines[0].split()[1] if len(files) == 1 else hashlib.sha256("".join(lines).encode()).hexdigest()
+    digest = (
+        lines[0].split()[1]
+        if len(files) == 1
+        else hashlib.sha256("".join(lines).encode()).hexdigest()
+    )
     return {"sha256_tree": digest, "files": len(files), "bytes": total}
 
 

@@ -55,12 +55,18 @@ def open_results(url: str, *, storage_options: dict[str, Any] | None = None) -> 
     """All groups of a results store as a lazy ``DataTree`` (values read when needed)."""
     zarr.open_group(url, mode="r", storage_options=storage_options or None)  # clear error if absent
     return xr.open_datatree(
-        url, engine="zarr", consolidated=False, zarr_format=3, chunks={},
+        url,
+        engine="zarr",
+        consolidated=False,
+        zarr_format=3,
+        chunks={},
         storage_options=storage_options or None,
     )
 
 
-def write_table(df: pd.DataFrame, url: str, *, storage_options: dict[str, Any] | None = None) -> None:
+def write_table(
+    df: pd.DataFrame, url: str, *, storage_options: dict[str, Any] | None = None
+) -> None:
     """Write ``df`` as a Parquet file at ``url`` (beside a results store, not inside: a Zarr
     hierarchy must hold only Zarr nodes)."""
     fs, path = fsspec.url_to_fs(url, **(storage_options or {}))

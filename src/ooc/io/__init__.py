@@ -5,4 +5,12 @@ from ooc.io.readers import InputError, open_reader
 from ooc.io.store import StoreError, VolumeStore
 from ooc.io.volume import open_volume
 
-__all__ = ["IngestReport", "InputError", "StoreError", "VolumeStore", "ingest", "open_reader", "open_volume"]
+__all__ = [
+    "IngestReport",
+    "InputError",
+    "StoreError",
+    "VolumeStore",
+    "ingest",
+    "open_reader",
+    "open_volume",
+]

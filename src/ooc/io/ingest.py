@@ -19,7 +19,7 @@ import numpy as np
 from ooc.cluster import run_tasks
 from ooc.io.pyramid import downsample
 from ooc.io.readers import InputError, VolumeReader
-from ooc.io.store import Box, VolumeStore
+from ooc.io.store import STATUS_COMPLETE, Box, VolumeStore
 from ooc.metadata import VolumeMetadata
 from ooc.provenance import file_digest_tasks, input_digest, make_record
 
@@ -43,15 +43,32 @@ class IngestReport:
     input_sha256: str
 
 
-def _ingest_region(reader: VolumeReader, url: str, options: dict[str, Any], index: tuple[int, ...], box: Box, verify: bool) -> dict[str, int]:
+def _ingest_region(
+    reader: VolumeReader,
+    url: str,
+    options: dict[str, Any],
+    index: tuple[int, ...],
+    box: Box,
+    verify: bool,
+) -> dict[str, int]:
     store = VolumeStore(url, options)
     return store.write_region(0, index, box, reader.read(box), verify=verify)
 
 
-def _downsample_region(url: str, options: dict[str, Any], level: int, index: tuple[int, ...], box: Box, kind: str, verify: bool) -> dict[str, int]:
+def _downsample_region(
+    url: str,
+    options: dict[str, Any],
+    level: int,
+    index: tuple[int, ...],
+    box: Box,
+    kind: str,
+    verify: bool,
+) -> dict[str, int]:
     store = VolumeStore(url, options)
     parent = store.array(level - 1)
-    src = tuple(slice(2 * b.start, min(2 * b.stop, s)) for b, s in zip(box, parent.shape, strict=True))
+    src = tuple(
+        slice(2 * b.start, min(2 * b.stop, s)) for b, s in zip(box, parent.shape, strict=True)
+    )
     block = downsample(np.asarray(parent[src]), kind)
     return store.write_region(level, index, box, block, verify=verify)
 
@@ -102,7 +119,9 @@ def ingest(
 
     Runs on the active Dask scheduler (a ``distributed.Client`` if one is active).
     """
-    source = ", ".join(str(p) for p in reader.files()[:1]) + (" ..." if len(reader.files()) > 1 else "")
+    source = ", ".join(str(p) for p in reader.files()[:1]) + (
+        " ..." if len(reader.files()) > 1 else ""
+    )
     metadata.validated(source=f"metadata for {source}")
     if metadata.kind == "labels" and not np.issubdtype(reader.dtype, np.integer):
         raise InputError(f"{source}: labels must be integers; the input is {reader.dtype}")
@@ -124,6 +143,20 @@ def ingest(
     options = storage_options or {}
     plan = store.plan
     n_levels = len(plan["levels"])
+    if store.status == STATUS_COMPLETE:
+        return IngestReport(
+            url=url,
+            shape=tuple(reader.shape),
+            dtype=np.dtype(reader.dtype).str,
+            chunks=tuple(plan["chunks"]),
+            levels=n_levels,
+            resumed=True,
+            chunks_written=0,
+            chunks_kept=0,
+            regions_skipped=sum(len(store.regions(lv)) for lv in range(n_levels)),
+            seconds=time.perf_counter() - started,
+            input_sha256=store.attrs["ooc_history"][0]["inputs"][0]["sha256_tree"],
+        )
     counts = {"written": 0, "kept": 0}
     skipped = 0
 
@@ -135,17 +168,21 @@ def ingest(
         dask.delayed(_ingest_region, pure=False)(reader, url, options, idx, box, resumed)
         for idx, box in pending
     ]
-    results = run_tasks(region_tasks + hash_tasks, desc=f"ingest {Path(url).name} level 0", progress=progress)
+    results = run_tasks(
+        region_tasks + hash_tasks, desc=f"ingest {Path(url).name} level 0", progress=progress
+    )
     for r in results[: len(region_tasks)]:
         counts["written"] += r["written"]
         counts["kept"] += r["kept"]
-    digest = input_digest(files, results[len(region_tasks):])
+    digest = input_digest(files, results[len(region_tasks) :])
 
     for level in range(1, n_levels):
         pending = store.pending_regions(level)
         skipped += len(store.regions(level)) - len(pending)
         tasks = [
-            dask.delayed(_downsample_region, pure=False)(url, options, level, idx, box, metadata.kind, resumed)
+            dask.delayed(_downsample_region, pure=False)(
+                url, options, level, idx, box, metadata.kind, resumed
+            )
             for idx, box in pending
         ]
         for r in run_tasks(tasks, desc=f"pyramid level {level}", progress=progress):

@@ -16,6 +16,8 @@ import numpy as np
 import tifffile
 from natsort import natsorted
 
+from ooc.errors import InputError
+
 __all__ = [
     "HDF5Reader",
     "InputError",
@@ -29,10 +31,6 @@ __all__ = [
 
 Box = tuple[slice, slice, slice]
 _TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8")
-
-
-class InputError(ValueError):
-    """An input scan is unusable; the message names the file and what is wrong."""
 
 
 class VolumeReader(Protocol):
@@ -54,7 +52,9 @@ def _page_info(path: Path, page: tifffile.TiffPage) -> tuple[tuple[int, int], np
     if page.samplesperpixel != 1 or len(page.shape) != 2:
         raise InputError(f"{path}: page has shape {page.shape}; expected one grey channel (2D)")
     size = path.stat().st_size
-    end = max((o + n for o, n in zip(page.dataoffsets, page.databytecounts, strict=True)), default=0)
+    end = max(
+        (o + n for o, n in zip(page.dataoffsets, page.databytecounts, strict=True)), default=0
+    )
     if end > size or 0 in page.databytecounts:
         raise InputError(f"{path}: truncated; image data ends at byte {end}, file has {size}")
     return (int(page.shape[0]), int(page.shape[1])), np.dtype(page.dtype)
@@ -63,12 +63,16 @@ def _page_info(path: Path, page: tifffile.TiffPage) -> tuple[tuple[int, int], np
 def _read_page(path: Path, index: int, rows: slice, cols: slice) -> np.ndarray:
     with tifffile.TiffFile(path) as tif:
         page = tif.pages[index]
-        if page.is_contiguous:
-            # uncompressed and contiguous: read only the rows asked for
-            offset, _ = page.is_contiguous
-            full = np.memmap(path, dtype=page.dtype.newbyteorder(tif.byteorder), mode="r",
-                             offset=offset, shape=page.shape)
-            return np.asarray(full[rows, cols], dtype=page.dtype)
+        if page.is_contiguous and page.is_memmappable and 322 not in page.tags:  # untiled
+            # uncompressed, in one run of bytes: read only the rows asked for
+            full = np.memmap(
+                path,
+                dtype=page.dtype.newbyteorder(tif.byteorder),
+                mode="r",
+                offset=page.dataoffsets[0],
+                shape=page.shape,
+            )
+            return np.asarray(full[rows, cols], dtype=page.dtype.newbyteorder("="))
         return page.asarray()[rows, cols]
 
 
@@ -132,7 +136,8 @@ class TiffStackReader:
                     f"{path}: slice is {shape[0]}x{shape[1]} {dtype}; expected "
                     f"{first_shape[0]}x{first_shape[1]} {first_dtype} like {self.paths[0].name}"
                 )
-        assert first_shape is not None and first_dtype is not None
+        assert first_shape is not None
+        assert first_dtype is not None
         self.shape = (len(self.paths), *first_shape)
         self.dtype = first_dtype
 
@@ -165,8 +170,10 @@ class TiffFileReader:
                     shape, dtype = _page_info(self.path, page)
                     shapes.add((shape, dtype))
                 if len(shapes) != 1:
-                    raise InputError(f"{self.path}: pages differ in shape or dtype: {sorted(map(str, shapes))}")
-                (yx, dtype), = shapes
+                    raise InputError(
+                        f"{self.path}: pages differ in shape or dtype: {sorted(map(str, shapes))}"
+                    )
+                ((yx, dtype),) = shapes
                 self.shape = (len(pages), *yx)
                 self.dtype = dtype
         except (tifffile.TiffFileError, OSError) as err:
@@ -198,9 +205,13 @@ class RawReader:
     def __post_init__(self) -> None:
         self.path = Path(self.path)
         if self.byte_order not in ("little", "big"):
-            raise InputError(f"{self.path}: byte order {self.byte_order!r}; expected 'little' or 'big'")
+            raise InputError(
+                f"{self.path}: byte order {self.byte_order!r}; expected 'little' or 'big'"
+            )
         if len(self.shape) != 3 or min(self.shape) < 1:
-            raise InputError(f"{self.path}: shape {self.shape}; expected three positive sizes (z, y, x)")
+            raise InputError(
+                f"{self.path}: shape {self.shape}; expected three positive sizes (z, y, x)"
+            )
         self.shape = tuple(int(s) for s in self.shape)
         self.dtype = np.dtype(self.dtype)
         if not self.path.is_file():
@@ -241,13 +252,17 @@ class HDF5Reader:
             with h5py.File(self.path, "r") as f:
                 if self.dataset not in f or not isinstance(f[self.dataset], h5py.Dataset):
                     names: list[str] = []
-                    f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+                    f.visititems(
+                        lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None
+                    )
                     raise InputError(
                         f"{self.path}: no dataset {self.dataset!r}; datasets in the file: {names}"
                     )
                 ds = f[self.dataset]
                 if ds.ndim != 3:
-                    raise InputError(f"{self.path}:{self.dataset}: has shape {ds.shape}; expected 3D")
+                    raise InputError(
+                        f"{self.path}:{self.dataset}: has shape {ds.shape}; expected 3D"
+                    )
                 self.shape = tuple(int(s) for s in ds.shape)
                 self.dtype = np.dtype(ds.dtype)
         except OSError as err:

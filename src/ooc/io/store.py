@@ -25,6 +25,7 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, BloscShuffle
 
+from ooc.errors import StoreError
 from ooc.metadata import VolumeMetadata
 
 __all__ = [
@@ -40,17 +41,15 @@ STATUS_COMPLETE = "complete"
 STATUS_WRITING = "writing"
 
 
-class StoreError(RuntimeError):
-    """A store cannot be created, resumed or read as asked; the message names the store."""
-
-
 def blosc_codec(dtype: np.dtype, clevel: int = 3) -> BloscCodec:
     """Blosc with zstd: byte shuffle for multi-byte types, bit shuffle for 1-byte labels."""
     shuffle = BloscShuffle.bitshuffle if np.dtype(dtype).itemsize == 1 else BloscShuffle.shuffle
     return BloscCodec(cname="zstd", clevel=clevel, shuffle=shuffle)
 
 
-def level_shapes(shape: tuple[int, ...], chunks: tuple[int, ...], levels: int | None) -> list[tuple[int, ...]]:
+def level_shapes(
+    shape: tuple[int, ...], chunks: tuple[int, ...], levels: int | None
+) -> list[tuple[int, ...]]:
     """Shapes of the pyramid levels: each halves every axis (rounding up).
 
     With ``levels=None`` the pyramid stops at the first level that fits in one chunk.
@@ -83,7 +82,7 @@ def _boxes(shape: tuple[int, ...], step: tuple[int, ...]) -> Iterator[tuple[tupl
 
 def _ome_attrs(meta: VolumeMetadata, shapes: list[tuple[int, ...]], name: str) -> dict[str, Any]:
     datasets = []
-    for level, lshape in enumerate(shapes):
+    for level in range(len(shapes)):
         factor = 2**level
         transforms: list[dict[str, Any]] = [
             {"type": "scale", "scale": [v * factor for v in meta.voxel_size]}
@@ -91,7 +90,10 @@ def _ome_attrs(meta: VolumeMetadata, shapes: list[tuple[int, ...]], name: str) -
         if level:
             # a coarse voxel's centre lies at the centre of the fine voxels it averages
             transforms.append(
-                {"type": "translation", "translation": [v * (factor - 1) / 2 for v in meta.voxel_size]}
+                {
+                    "type": "translation",
+                    "translation": [v * (factor - 1) / 2 for v in meta.voxel_size],
+                }
             )
         datasets.append({"path": str(level), "coordinateTransformations": transforms})
     return {
@@ -131,7 +133,7 @@ class VolumeStore:
 
     @property
     def status(self) -> str:
-        """"complete" once every level is written, else "writing"."""
+        """ "complete" once every level is written, else "writing"."""
         return self.attrs.get("ooc_store", {}).get("status", STATUS_WRITING)
 
     @property
@@ -180,9 +182,9 @@ class VolumeStore:
     ) -> tuple[VolumeStore, bool]:
         """Create the store, or reopen an unfinished one written with the same plan.
 
-        Returns the store and whether it was resumed. A complete store, or an unfinished one
-        with a different plan (other input, shape, dtype or chunks), is refused with
-        :class:`StoreError` and left untouched.
+        Returns the store and whether it existed already (then its ``status`` tells whether
+        anything is left to do). A store written with a different plan (other input, shape,
+        dtype or chunks), complete or not, is refused with :class:`StoreError` and left untouched.
         """
         dtype = np.dtype(dtype)
         chunks = tuple(min(c, s) for c, s in zip(chunks, shape, strict=True))
@@ -201,17 +203,15 @@ class VolumeStore:
         plan = _jsonable(plan)
         if cls.exists(url, storage_options=storage_options):
             store = cls.open(url, storage_options=storage_options)
-            if store.status == STATUS_COMPLETE:
-                raise StoreError(
-                    f"{url}: a complete volume store is already there; delete it or choose "
-                    "another output (an existing store is never overwritten in place)"
-                )
-            old = store.attrs.get("ooc_store", {}).get("plan")
+            old = store.attrs.get("ooc_store", {}).get("plan") or {}
             if old != plan:
-                diff = sorted(k for k in set(plan) | set(old or {}) if (old or {}).get(k) != plan.get(k))
+                diff = sorted(k for k in set(plan) | set(old) if old.get(k) != plan.get(k))
+                what = (
+                    "a complete store" if store.status == STATUS_COMPLETE else "an unfinished write"
+                )
                 raise StoreError(
-                    f"{url}: holds an unfinished write of a different input or layout "
-                    f"(differs in {diff}); delete it to start again, or resume with the same input"
+                    f"{url}: holds {what} of a different input or layout (differs in {diff}); "
+                    "an existing store is never overwritten: delete it or choose another output"
                 )
             return store, True
 
@@ -240,8 +240,13 @@ class VolumeStore:
         for level, lshape in enumerate(shapes):
             grid = [math.ceil(s / r) for s, r in zip(lshape, plan["regions"][level], strict=True)]
             progress.create_array(
-                str(level), shape=grid, dtype="uint8", chunks=(1, 1, 1), fill_value=0,
-                compressors=None, dimension_names=("rz", "ry", "rx"),
+                str(level),
+                shape=grid,
+                dtype="uint8",
+                chunks=(1, 1, 1),
+                fill_value=0,
+                compressors=None,
+                dimension_names=("rz", "ry", "rx"),
             )
         return cls(url, storage_options or {}), False
 
@@ -254,7 +259,9 @@ class VolumeStore:
         done = np.asarray(self.group["_progress"][str(level)][...])
         return [(idx, box) for idx, box in self.regions(level) if not done[idx]]
 
-    def write_region(self, level: int, index: tuple[int, ...], box: Box, data: np.ndarray, *, verify: bool) -> dict[str, int]:
+    def write_region(
+        self, level: int, index: tuple[int, ...], box: Box, data: np.ndarray, *, verify: bool
+    ) -> dict[str, int]:
         """Store ``data`` (the voxels of ``box``) chunk by chunk, then flag the region done.
 
         With ``verify``, chunks already stored with equal content are left as they are (after
@@ -265,11 +272,16 @@ class VolumeStore:
         written = kept = 0
         if not verify:
             arr[box] = data
-            written = math.prod(math.ceil((b.stop - b.start) / c) for b, c in zip(box, chunks, strict=True))
+            written = math.prod(
+                math.ceil((b.stop - b.start) / c) for b, c in zip(box, chunks, strict=True)
+            )
         else:
             local_shape = data.shape
             for _, local in _boxes(local_shape, chunks):
-                target = tuple(slice(b.start + s.start, b.start + s.stop) for b, s in zip(box, local, strict=True))
+                target = tuple(
+                    slice(b.start + s.start, b.start + s.stop)
+                    for b, s in zip(box, local, strict=True)
+                )
                 block = data[local]
                 try:
                     same = np.array_equal(arr[target], block)
@@ -288,7 +300,9 @@ class VolumeStore:
         group = self.group
         attrs = dict(group.attrs)
         state = dict(attrs["ooc_store"], status=STATUS_COMPLETE)
-        group.attrs.update({"ooc_history": [*attrs.get("ooc_history", []), history_record], "ooc_store": state})
+        group.attrs.update(
+            {"ooc_history": [*attrs.get("ooc_history", []), history_record], "ooc_store": state}
+        )
         if "_progress" in group:
             del group["_progress"]
 

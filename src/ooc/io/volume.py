@@ -31,10 +31,14 @@ def open_volume(
     attrs = store.attrs
     status = attrs.get("ooc_store", {}).get("status")
     if status != STATUS_COMPLETE and not allow_incomplete:
-        raise StoreError(f"{url}: the store is unfinished (status {status!r}); re-run the step that writes it")
+        raise StoreError(
+            f"{url}: the store is unfinished (status {status!r}); re-run the step that writes it"
+        )
     datasets = attrs["ome"]["multiscales"][0]["datasets"]
     if not 0 <= level < len(datasets):
-        raise StoreError(f"{url}: level {level} does not exist; the store has levels 0..{len(datasets) - 1}")
+        raise StoreError(
+            f"{url}: level {level} does not exist; the store has levels 0..{len(datasets) - 1}"
+        )
     arr = store.array(level)
     data = da.from_zarr(arr)
     scale = [1.0, 1.0, 1.0]
@@ -46,7 +50,9 @@ def open_volume(
             offset = t["translation"]
     meta = attrs["ooc"]
     coords = {
-        dim: xr.Variable(dim, offset[i] + scale[i] * np.arange(data.shape[i]), {"units": meta["unit"]})
+        dim: xr.Variable(
+            dim, offset[i] + scale[i] * np.arange(data.shape[i]), {"units": meta["unit"]}
+        )
         for i, dim in enumerate("zyx")
     }
     return xr.DataArray(

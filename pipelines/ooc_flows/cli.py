@@ -1,0 +1,287 @@
+"""The ``ooc`` command line: one verb per stage, plus ``run`` for the whole pipeline.
+
+Every verb reads the configuration (``ooc.config``); ``--data-dir``, ``--scheduler`` and
+``--config`` override it. Flows use Prefect's local API unless ``PREFECT_API_URL`` names a
+server; its database then lives under the data folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ooc.config import Settings, load_settings
+from ooc.errors import ConfigError, OocError
+
+__all__ = ["main"]
+
+
+def _triple(text: str) -> list[float]:
+    parts = [float(p) for p in text.split(",")]
+    if len(parts) == 1:
+        parts = parts * 3
+    if len(parts) != 3:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected one number or three (z,y,x)")
+    return parts
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(p) for p in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected integers separated by commas"
+        ) from None
+
+
+def _key_values(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--acquisition {item!r}: expected KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _prepare_prefect(settings: Settings) -> None:
+    """Prefect's local API keeps its SQLite database under the data folder; no telemetry."""
+    os.environ.setdefault("PREFECT_HOME", str(Path(settings.data_dir).resolve() / "prefect"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: v for k, v in {"data_dir": args.data_dir, "scheduler": args.scheduler}.items() if v}
+
+
+def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    metadata: dict[str, Any] = {}
+    if args.metadata:
+        metadata = json.loads(Path(args.metadata).read_text())
+    given = {
+        "sample_id": args.sample_id,
+        "modality": args.modality,
+        "kind": args.kind,
+        "voxel_size": args.voxel_size,
+        "unit": args.unit,
+    }
+    metadata.update({k: v for k, v in given.items() if v is not None})
+    metadata.setdefault("kind", "grey")
+    metadata.setdefault("unit", "micrometer")
+    if args.acquisition:
+        metadata["acquisition"] = {
+            **metadata.get("acquisition", {}),
+            **_key_values(args.acquisition),
+        }
+    reader_options = {
+        k: v
+        for k, v in {
+            "shape": tuple(args.shape) if args.shape else None,
+            "dtype": args.dtype,
+            "byte_order": args.byte_order,
+            "offset": args.offset,
+            "dataset": args.dataset,
+        }.items()
+        if v is not None
+    }
+    from ooc_flows.ingest import ingest_flow
+
+    report = ingest_flow(
+        source=args.source,
+        output=args.output,
+        metadata=metadata,
+        reader_options=reader_options,
+        chunks=args.chunks,
+        levels=args.levels,
+        catalog=not args.no_catalog,
+        settings_overrides=_overrides(args),
+    )
+    verb = "finished (resumed)" if report["resumed"] else "written"
+    print(
+        f"{report['url']}: {verb}; shape {tuple(report['shape'])} {report['dtype']}, chunks "
+        f"{tuple(report['chunks'])}, {report['levels']} levels; {report['chunks_written']} chunks "
+        f"written, {report['chunks_kept']} kept, {report['regions_skipped']} regions already done; "
+        f"{report['seconds']:.1f} s"
+    )
+    return 0
+
+
+def _cmd_history(args: argparse.Namespace, settings: Settings) -> int:
+    from ooc.io import VolumeStore
+
+    store = VolumeStore.open(args.store, storage_options=settings.storage_options(args.store))
+    attrs = store.attrs
+    records = attrs.get("ooc_history", [])
+    if args.json:
+        print(json.dumps(records, indent=2))
+        return 0
+    print(f"{args.store}  ({attrs.get('ooc_store', {}).get('status', 'unknown')})")
+    for i, rec in enumerate(records, 1):
+        print(
+            f"[{i}] {rec['step']} at {rec['time']} on {rec['host']} by {rec.get('user')}, "
+            f"ooc {rec['ooc_version']}" + (f", run {rec['run_id']}" if rec.get("run_id") else "")
+        )
+        for inp in rec.get("inputs", []):
+            print(
+                f"    input {inp.get('source')}: sha256 {inp.get('sha256_tree')} "
+                f"({inp.get('files')} file(s), {inp.get('bytes')} bytes)"
+            )
+        print(f"    parameters {json.dumps(rec.get('parameters', {}), sort_keys=True)}")
+    return 0
+
+
+def _cmd_catalog(args: argparse.Namespace, settings: Settings) -> int:
+    from ooc import catalog
+
+    if args.catalog_cmd == "register":
+        entry = catalog.register(
+            args.store,
+            catalog_url=settings.resolved_catalog_url,
+            storage_options=settings.storage_options(args.store),
+        )
+        print(f"registered {entry.url} ({entry.sample_id}, {entry.modality})")
+        return 0
+    entries = catalog.search(
+        catalog_url=settings.resolved_catalog_url,
+        sample=args.sample,
+        modality=args.modality,
+        kind=args.kind,
+        min_voxel=args.min_voxel,
+        max_voxel=args.max_voxel,
+        voxel_unit=args.voxel_unit,
+        dtype=args.dtype,
+        since=dt.datetime.fromisoformat(args.since) if args.since else None,
+        until=dt.datetime.fromisoformat(args.until) if args.until else None,
+    )
+    if args.json:
+        print(
+            json.dumps(
+                [{**e.__dict__, "created": e.created.isoformat()} for e in entries], indent=2
+            )
+        )
+        return 0
+    for e in entries:
+        voxel = "x".join(f"{v:g}" for v in e.voxel_size)
+        shape = "x".join(str(s) for s in e.shape)
+        print(
+            f"{e.created:%Y-%m-%d %H:%M}  {e.sample_id:<16} {e.modality:<8} {e.kind:<6} "
+            f"{shape:>14} {e.dtype:<7} {voxel} {e.unit:<10}  {e.url}"
+        )
+    print(f"{len(entries)} store(s)", file=sys.stderr)
+    return 0
+
+
+def _cmd_synth(args: argparse.Namespace, settings: Settings) -> int:
+    from ooc.synth import default_sample, write_sample
+
+    spec = default_sample(seed=args.seed, shape=tuple(args.shape) if args.shape else None)
+    out = write_sample(spec, Path(args.output), scales=args.scales)
+    print(f"synthetic sample written to {out} (see {out / 'sample.json'})")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from ooc_flows.pipeline import pipeline_flow
+
+    summary = pipeline_flow(
+        seed=args.seed,
+        shape=args.shape,
+        sample_id=args.sample_id,
+        settings_overrides=_overrides(args),
+    )
+    print(summary["text"])
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ooc", description=__doc__.splitlines()[0])
+    p.add_argument("--config", help="TOML configuration file (default $OOC_CONFIG or ./ooc.toml)")
+    p.add_argument("--data-dir", help="where data, catalog and Prefect's local database live")
+    p.add_argument(
+        "--scheduler", help="Dask scheduler address (default: a LocalCluster for the run)"
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="the whole pipeline on a synthetic sample (the main job)")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--shape", type=_ints, help="MicroCT shape Z,Y,X (default small)")
+    run.add_argument("--sample-id", default="synthetic-0")
+    run.set_defaults(func=_cmd_run)
+
+    synth = sub.add_parser("synth", help="write a synthetic three-scale sample as TIFF stacks")
+    synth.add_argument("output")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--shape", type=_ints, help="MicroCT shape Z,Y,X")
+    synth.add_argument("--scales", nargs="+", choices=["MicroCT", "FIB-SEM", "TEM"])
+    synth.set_defaults(func=_cmd_synth)
+
+    ing = sub.add_parser("ingest", help="raw scan -> Zarr v3 / OME-Zarr volume store")
+    ing.add_argument("source", help="folder of TIFF slices, .tif, .npy, .h5 or .raw file")
+    ing.add_argument("output", help="store path or fsspec URL (s3://bucket/scan.zarr)")
+    ing.add_argument("--metadata", help="JSON file with the volume metadata (schemas/volume)")
+    ing.add_argument("--sample-id")
+    ing.add_argument("--modality", help="MicroCT, FIB-SEM or TEM")
+    ing.add_argument("--kind", choices=["grey", "labels"])
+    ing.add_argument("--voxel-size", type=_triple, help="one value or Z,Y,X in --unit")
+    ing.add_argument("--unit", help="nanometer, micrometer, millimeter or meter")
+    ing.add_argument("--acquisition", nargs="*", default=[], metavar="KEY=VALUE")
+    ing.add_argument("--chunks", type=_ints, help="chunk shape Z,Y,X (default from config)")
+    ing.add_argument("--levels", type=int, help="pyramid levels (default: until one chunk)")
+    ing.add_argument("--shape", type=_ints, help="raw input: Z,Y,X")
+    ing.add_argument("--dtype", help="raw input: e.g. uint16")
+    ing.add_argument("--byte-order", choices=["little", "big"], help="raw input")
+    ing.add_argument("--offset", type=int, help="raw input: header bytes to skip")
+    ing.add_argument("--dataset", help="HDF5 input: the dataset's path")
+    ing.add_argument("--no-catalog", action="store_true", help="do not register the store")
+    ing.set_defaults(func=_cmd_ingest)
+
+    hist = sub.add_parser("history", help="how a store was made (provenance)")
+    hist.add_argument("store")
+    hist.add_argument("--json", action="store_true")
+    hist.set_defaults(func=_cmd_history)
+
+    cat = sub.add_parser("catalog", help="find stores")
+    cat_sub = cat.add_subparsers(dest="catalog_cmd", required=True)
+    search = cat_sub.add_parser("search", help="list stores matching all filters, newest first")
+    search.add_argument("--sample", help="sample id, * wildcards allowed")
+    search.add_argument("--modality")
+    search.add_argument("--kind", choices=["grey", "labels"])
+    search.add_argument("--min-voxel", type=float)
+    search.add_argument("--max-voxel", type=float)
+    search.add_argument("--voxel-unit", default="micrometer")
+    search.add_argument("--dtype")
+    search.add_argument("--since", help="ISO date/time")
+    search.add_argument("--until", help="ISO date/time")
+    search.add_argument("--json", action="store_true")
+    reg = cat_sub.add_parser("register", help="add a store written elsewhere")
+    reg.add_argument("store")
+    for c in (search, reg):
+        c.set_defaults(func=_cmd_catalog)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``ooc`` command; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config, **_overrides(args))
+        if args.config:
+            os.environ["OOC_CONFIG"] = args.config  # flows re-read the same file
+        _prepare_prefect(settings)
+        return args.func(args, settings)
+    except (OocError, FileNotFoundError) as err:
+        print(f"ooc {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

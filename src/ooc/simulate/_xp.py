@@ -1,0 +1,55 @@
+"""Array-module helpers: find CuPy without importing it, pick ``scipy.ndimage`` or ``cupyx``."""
+
+from __future__ import annotations
+
+import sys
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+
+def get_array_module(*arrays: Any) -> ModuleType:
+    """Return ``cupy`` if any argument is a CuPy array, else ``numpy``.
+
+    CuPy is looked up in ``sys.modules`` only, so this never imports it.
+    """
+    cp = sys.modules.get("cupy")
+    if cp is not None:
+        for a in arrays:
+            if isinstance(a, cp.ndarray):
+                return cp
+    return np
+
+
+def ndimage_module(xp: ModuleType) -> ModuleType:
+    """``scipy.ndimage`` for NumPy, ``cupyx.scipy.ndimage`` for CuPy."""
+    if xp is np:
+        import scipy.ndimage as ndi
+
+        return ndi
+    import cupyx.scipy.ndimage as cndi  # pragma: no cover - needs a GPU
+
+    return cndi
+
+
+def to_numpy(a: Any) -> np.ndarray:
+    """Copy a NumPy or CuPy array to host memory (no copy for NumPy)."""
+    if isinstance(a, np.ndarray):
+        return a
+    get = getattr(a, "get", None)
+    if get is not None:  # pragma: no cover - needs a GPU
+        return get()
+    return np.asarray(a)
+
+
+def cupy_available() -> bool:
+    """True when CuPy imports and sees at least one CUDA device."""
+    try:
+        import cupy as cp
+    except Exception:
+        return False
+    try:  # pragma: no cover - needs a GPU
+        return cp.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # pragma: no cover
+        return False

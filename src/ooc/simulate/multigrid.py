@@ -1,0 +1,481 @@
+"""Matrix-free 7-point operators on a voxel grid, a geometric multigrid preconditioner, and PCG.
+
+Every linear system in :mod:`ooc.simulate` (conduction/diffusion, each velocity component of
+Stokes-Brinkman flow, the pressure Schur-complement approximation) is a symmetric, positive
+(semi-)definite *7-point* operator on a regular grid::
+
+    (A u)_i = sum_{faces f of i} g_f (u_i - u_j(f)) + d_i u_i
+
+with a non-negative conductance ``g_f`` on every face and a non-negative extra diagonal ``d_i``
+(Dirichlet boundaries, walls, Darcy drag).  Cells whose row is zero (no conductance, no ``d``) are
+"inactive": they take no part in the solve and the preconditioner keeps them at zero.
+
+Storage: ``g[a]`` has the grid's shape; ``g[a][..., j, ...]`` (index ``j`` along axis ``a``) is the
+face between cells ``j`` and ``j + 1``; the last slot (``j = n - 1``) is the periodic *wrap* face
+between the last and the first cell and must be zero unless axis ``a`` is periodic.
+
+The multigrid preconditioner (:class:`Multigrid`) is a cell-centred aggregation multigrid on the
+voxel grid: 2x2x2 cells form a coarse cell (1 along axes of length 1, odd lengths leave one cell
+alone), restriction sums, prolongation injects (piecewise constant), and the coarse operator is the
+Galerkin product ``P^T A P`` - again a 7-point operator, whose face conductances are the sums of
+the fine faces between the two aggregates, so zero and high-contrast conductances coarsen exactly
+and no connection is invented across an insulating wall.  The Laplacian part is then divided by
+the coarsening factor normal to the face (the factor by which piecewise-constant Galerkin
+overestimates a rediscretised operator), which restores the two-grid convergence of
+rediscretisation while keeping the operator symmetric.  Damped Jacobi smoothing (pre and post,
+same count) makes the V-cycle a symmetric positive definite preconditioner for conjugate gradients.
+The coarsest grid is solved with a dense pseudo-inverse.
+
+Every kernel is written against an array module ``xp`` (NumPy or CuPy): only elementwise ufuncs
+with ``out=``, slicing and reductions are used, so CuPy arrays run on the GPU unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import product
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from ooc.simulate._xp import get_array_module, to_numpy
+
+Array = Any  # numpy.ndarray or cupy.ndarray
+
+__all__ = ["Multigrid", "PCGInfo", "Stencil7", "dot", "pcg"]
+
+
+def _sl(axis: int, s: slice) -> tuple[slice, ...]:
+    idx = [slice(None)] * 3
+    idx[axis] = s
+    return tuple(idx)
+
+
+def dot(a: Array, b: Array) -> float:
+    """Inner product accumulated in float64, chunk by chunk (no full-size temporary)."""
+    xp = get_array_module(a)
+    af = a.reshape(-1)
+    bf = b.reshape(-1)
+    n = af.size
+    step = 1 << 18
+    if n <= step or af.dtype == np.float64:
+        return float(xp.dot(af, bf))
+    total = 0.0
+    for s in range(0, n, step):
+        total += float(xp.dot(af[s : s + step], bf[s : s + step]))
+    return total
+
+
+@dataclass
+class Stencil7:
+    """A symmetric 7-point operator ``A u = sum_f g_f (u_i - u_j) + d u`` on a 3D grid.
+
+    Parameters
+    ----------
+    g : tuple of three arrays, each of the grid's shape ``(nz, ny, nx)``
+        Face conductances per axis; slot ``n - 1`` along the axis is the periodic wrap face.
+    d_lap : array or None
+        Extra diagonal that scales like a conductance (Dirichlet boundaries, no-slip walls).
+    d_mass : array or None
+        Extra diagonal that scales like a volume (Darcy drag ``mu / k`` times the cell volume).
+    periodic : tuple of three bool
+        Axes that wrap around.
+    lap_weights : tuple of three float
+        Share of ``d_lap`` that belongs to faces normal to each axis (used only to scale ``d_lap``
+        when the grid is coarsened along some axes but not others).
+    """
+
+    g: tuple[Array, Array, Array]
+    d_lap: Array | None = None
+    d_mass: Array | None = None
+    periodic: tuple[bool, bool, bool] = (False, False, False)
+    lap_weights: tuple[float, float, float] = (1 / 3, 1 / 3, 1 / 3)
+    diag: Array = field(init=False)
+
+    def __post_init__(self) -> None:
+        xp = get_array_module(self.g[0])
+        diag = xp.zeros(self.shape, dtype=self.g[0].dtype)
+        for a in range(3):
+            n = self.shape[a]
+            ga = self.g[a]
+            if n > 1:
+                lo, hi = _sl(a, slice(0, n - 1)), _sl(a, slice(1, n))
+                diag[lo] += ga[lo]
+                diag[hi] += ga[lo]
+            if self.periodic[a]:
+                last, first = _sl(a, slice(n - 1, n)), _sl(a, slice(0, 1))
+                if n > 1:
+                    diag[last] += ga[last]
+                    diag[first] += ga[last]
+        if self.d_lap is not None:
+            diag += self.d_lap
+        if self.d_mass is not None:
+            diag += self.d_mass
+        self.diag = diag
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.g[0].shape)  # type: ignore[return-value]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.g[0].dtype
+
+    @property
+    def xp(self) -> ModuleType:
+        return get_array_module(self.g[0])
+
+    def matvec(self, u: Array, out: Array, work: Array) -> Array:
+        """``out = A u``; ``work`` is a flat scratch buffer of at least ``u.size`` elements."""
+        xp = self.xp
+        xp.multiply(self.diag, u, out=out)
+        for a in range(3):
+            n = self.shape[a]
+            ga = self.g[a]
+            if n > 1:
+                lo, hi = _sl(a, slice(0, n - 1)), _sl(a, slice(1, n))
+                glo = ga[lo]
+                tmp = work[: glo.size].reshape(glo.shape)
+                xp.multiply(glo, u[hi], out=tmp)
+                xp.subtract(out[lo], tmp, out=out[lo])
+                xp.multiply(glo, u[lo], out=tmp)
+                xp.subtract(out[hi], tmp, out=out[hi])
+            if self.periodic[a] and n > 1:
+                last, first = _sl(a, slice(n - 1, n)), _sl(a, slice(0, 1))
+                gw = ga[last]
+                out[last] -= gw * u[first]
+                out[first] -= gw * u[last]
+        return out
+
+    def face_flux(self, u: Array, axis: int) -> Array:
+        """Flux ``g (u_j - u_{j+1})`` through every face normal to ``axis`` (same layout as g)."""
+        xp = self.xp
+        n = self.shape[axis]
+        f = xp.zeros(self.shape, dtype=u.dtype)
+        if n > 1:
+            lo, hi = _sl(axis, slice(0, n - 1)), _sl(axis, slice(1, n))
+            f[lo] = self.g[axis][lo] * (u[lo] - u[hi])
+        if self.periodic[axis]:
+            last, first = _sl(axis, slice(n - 1, n)), _sl(axis, slice(0, 1))
+            f[last] = self.g[axis][last] * (u[last] - u[first])
+        return f
+
+    def total_face_flux(self, u: Array, axis: int) -> float:
+        """Sum over all faces normal to ``axis`` of the flux in the +axis direction (float64)."""
+        n = self.shape[axis]
+        total = 0.0
+        # plane by plane keeps the temporaries small
+        for j in range(n):
+            if j == n - 1 and not (self.periodic[axis] and n > 1):
+                break
+            jn = (j + 1) % n
+            gj = self.g[axis][_sl(axis, slice(j, j + 1))]
+            du = u[_sl(axis, slice(j, j + 1))] - u[_sl(axis, slice(jn, jn + 1))]
+            total += float((gj.astype(np.float64) * du).sum())
+        return total
+
+
+def _pairsum(x: Array, axis: int) -> Array:
+    """Sum neighbouring pairs along ``axis`` (an odd last cell stays alone)."""
+    n = x.shape[axis]
+    even = x[_sl(axis, slice(0, None, 2))].copy()
+    odd = x[_sl(axis, slice(1, None, 2))]
+    even[_sl(axis, slice(0, odd.shape[axis]))] += odd
+    return even
+
+
+def coarsen(op: Stencil7) -> tuple[Stencil7, tuple[int, int, int]]:
+    """Galerkin aggregation coarsening (2 per axis where the axis is longer than 1)."""
+    xp = op.xp
+    shape = op.shape
+    c = tuple(2 if n > 1 else 1 for n in shape)
+    gc = []
+    for a in range(3):
+        g = op.g[a]
+        n = shape[a]
+        if c[a] == 2:
+            sel = g[_sl(a, slice(1, None, 2))]
+            if n % 2 == 1:
+                sel = xp.concatenate([sel, g[_sl(a, slice(n - 1, n))]], axis=a)
+        else:
+            sel = g
+        for b in range(3):
+            if b != a and c[b] == 2:
+                sel = _pairsum(sel, b)
+        if sel is g:
+            sel = sel.copy()
+        if c[a] == 2:
+            sel *= 0.5
+        gc.append(xp.ascontiguousarray(sel))
+    d_lap = d_mass = None
+    if op.d_lap is not None:
+        d_lap = op.d_lap
+        for b in range(3):
+            if c[b] == 2:
+                d_lap = _pairsum(d_lap, b)
+        scale = sum(w / cb for w, cb in zip(op.lap_weights, c, strict=True))
+        d_lap = d_lap * scale
+    if op.d_mass is not None:
+        d_mass = op.d_mass
+        for b in range(3):
+            if c[b] == 2:
+                d_mass = _pairsum(d_mass, b)
+    coarse = Stencil7(
+        g=(gc[0], gc[1], gc[2]),
+        d_lap=d_lap,
+        d_mass=d_mass,
+        periodic=op.periodic,
+        lap_weights=op.lap_weights,
+    )
+    return coarse, c  # type: ignore[return-value]
+
+
+def _dense_matrix(op: Stencil7) -> np.ndarray:
+    """Dense matrix of a (small) operator, on the host."""
+    shape = op.shape
+    n = int(np.prod(shape))
+    idx = np.arange(n).reshape(shape)
+    A = np.zeros((n, n))
+    diag = to_numpy(op.diag).astype(np.float64).reshape(-1)
+    A[np.arange(n), np.arange(n)] = diag
+    for a in range(3):
+        g = to_numpy(op.g[a]).astype(np.float64)
+        m = shape[a]
+        if m > 1:
+            lo, hi = _sl(a, slice(0, m - 1)), _sl(a, slice(1, m))
+            i, j, v = idx[lo].ravel(), idx[hi].ravel(), g[lo].ravel()
+            np.subtract.at(A, (i, j), v)
+            np.subtract.at(A, (j, i), v)
+        if op.periodic[a] and m > 1:
+            last, first = _sl(a, slice(m - 1, m)), _sl(a, slice(0, 1))
+            i, j, v = idx[last].ravel(), idx[first].ravel(), g[last].ravel()
+            np.subtract.at(A, (i, j), v)
+            np.subtract.at(A, (j, i), v)
+    return A
+
+
+@dataclass
+class _Level:
+    op: Stencil7
+    winv: Array
+    x: Array
+    r: Array
+    b: Array
+    work: Array
+    factors: tuple[int, int, int] = (1, 1, 1)
+
+
+class Multigrid:
+    """Symmetric V-cycle preconditioner for a :class:`Stencil7` operator.
+
+    Parameters
+    ----------
+    op : Stencil7
+        The finest operator (kept by reference, not copied).
+    smooth : int
+        Damped-Jacobi sweeps before and after each coarse correction.
+    omega : float
+        Jacobi damping (``< 1`` keeps the preconditioner positive definite).
+    coarse_size : int
+        Stop coarsening when a grid has at most this many cells; that grid is solved exactly.
+    """
+
+    def __init__(
+        self, op: Stencil7, *, smooth: int = 2, omega: float = 0.8, coarse_size: int = 600
+    ) -> None:
+        self.xp = op.xp
+        self.smooth = smooth
+        self.omega = omega
+        self.levels: list[_Level] = []
+        cur = op
+        while True:
+            self.levels.append(self._make_level(cur, fine=not self.levels))
+            n = math.prod(cur.shape)
+            if n <= coarse_size or all(s == 1 for s in cur.shape):
+                break
+            cur, c = coarsen(cur)
+            self.levels[-1].factors = c
+            # the build-time diagonals are not needed any more on the finer level
+        last = self.levels[-1].op
+        A = _dense_matrix(last)
+        active = np.abs(np.diag(A)) > 0
+        self._coarse_active = np.flatnonzero(active)
+        Aa = A[np.ix_(active, active)]
+        if Aa.size:
+            w, v = np.linalg.eigh(Aa)
+            tol = max(float(np.abs(w).max()), 1e-300) * 1e-10
+            winv = np.where(np.abs(w) > tol, 1.0 / np.where(w == 0, 1, w), 0.0)
+            pinv = (v * winv) @ v.T
+        else:
+            pinv = np.zeros((0, 0))
+        self._coarse_pinv = self.xp.asarray(pinv.astype(last.dtype))
+        self._coarse_idx = self.xp.asarray(self._coarse_active)
+        for lev in self.levels[1:]:
+            lev.op.d_lap = None
+            lev.op.d_mass = None
+
+    def _make_level(self, op: Stencil7, *, fine: bool) -> _Level:
+        xp = op.xp
+        diag = op.diag
+        winv = xp.zeros_like(diag)
+        pos = diag > 0
+        winv[pos] = self.omega / diag[pos]
+        n = math.prod(op.shape)
+        dt = op.dtype
+        return _Level(
+            op=op,
+            winv=winv,
+            x=xp.zeros(op.shape, dtype=dt) if not fine else xp.zeros((0, 0, 0), dtype=dt),
+            r=xp.zeros(op.shape, dtype=dt),
+            b=xp.zeros(op.shape, dtype=dt) if not fine else xp.zeros((0, 0, 0), dtype=dt),
+            work=xp.empty(n, dtype=dt),
+        )
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the hierarchy (operators, diagonals and buffers), finest operator excluded."""
+        total = 0
+        for i, lev in enumerate(self.levels):
+            arrays = [lev.winv, lev.x, lev.r, lev.b, lev.work]
+            if i > 0:
+                arrays += [*lev.op.g, lev.op.diag]
+            total += sum(int(a.nbytes) for a in arrays)
+        return total
+
+    def _smooth(self, lev: _Level, b: Array, x: Array) -> None:
+        xp = self.xp
+        lev.op.matvec(x, lev.r, lev.work)
+        xp.subtract(b, lev.r, out=lev.r)
+        xp.multiply(lev.r, lev.winv, out=lev.r)
+        xp.add(x, lev.r, out=x)
+
+    @staticmethod
+    def _restrict(xp: ModuleType, r: Array, out: Array, c: tuple[int, int, int]) -> None:
+        first = True
+        for o in product(*(range(ci) for ci in c)):
+            v = r[o[0] :: c[0], o[1] :: c[1], o[2] :: c[2]]
+            if first:
+                out[...] = v
+                first = False
+            else:
+                tgt = out[: v.shape[0], : v.shape[1], : v.shape[2]]
+                xp.add(tgt, v, out=tgt)
+
+    @staticmethod
+    def _prolong_add(xp: ModuleType, xc: Array, x: Array, c: tuple[int, int, int]) -> None:
+        for o in product(*(range(ci) for ci in c)):
+            tgt = x[o[0] :: c[0], o[1] :: c[1], o[2] :: c[2]]
+            xp.add(tgt, xc[: tgt.shape[0], : tgt.shape[1], : tgt.shape[2]], out=tgt)
+
+    def _vcycle(self, i: int, b: Array, x: Array) -> Array:
+        xp = self.xp
+        lev = self.levels[i]
+        if i == len(self.levels) - 1:
+            x[...] = 0
+            if self._coarse_idx.size:
+                xf = x.reshape(-1)
+                xf[self._coarse_idx] = self._coarse_pinv @ b.reshape(-1)[self._coarse_idx]
+            return x
+        xp.multiply(b, lev.winv, out=x)
+        for _ in range(self.smooth - 1):
+            self._smooth(lev, b, x)
+        lev.op.matvec(x, lev.r, lev.work)
+        xp.subtract(b, lev.r, out=lev.r)
+        nxt = self.levels[i + 1]
+        self._restrict(xp, lev.r, nxt.b, lev.factors)
+        xc = self._vcycle(i + 1, nxt.b, nxt.x)
+        self._prolong_add(xp, xc, x, lev.factors)
+        for _ in range(self.smooth):
+            self._smooth(lev, b, x)
+        return x
+
+    def __call__(self, b: Array, out: Array | None = None) -> Array:
+        """Apply one V-cycle to ``b`` (zero initial guess); result in ``out`` (or a new array)."""
+        if out is None:
+            out = self.xp.empty_like(b)
+        return self._vcycle(0, b, out)
+
+
+@dataclass
+class PCGInfo:
+    """What a conjugate-gradient run did."""
+
+    iterations: int
+    residual: float  # ||r|| / ||b||
+    converged: bool
+    stop_reason: str
+
+
+def pcg(
+    op: Stencil7,
+    b: Array,
+    x: Array,
+    precond: Callable[[Array, Array], Array],
+    *,
+    max_iter: int,
+    rtol: float,
+    check: Callable[[int, Array, float], bool] | None = None,
+) -> PCGInfo:
+    """Preconditioned conjugate gradients, in place on ``x``.
+
+    Parameters
+    ----------
+    op : Stencil7
+        The symmetric positive (semi-)definite operator.
+    b : array
+        Right-hand side, same shape as ``x``.
+    x : array
+        Initial guess, overwritten with the solution.
+    precond : callable ``(r, out) -> out``
+        Symmetric positive definite preconditioner.
+    max_iter : int
+        Largest number of iterations.
+    rtol : float
+        Stop when ``||r|| <= rtol ||b||`` (a safety net; ``check`` is the usual stopping rule).
+    check : callable ``(iteration, x, relative_residual) -> bool``, optional
+        Called after every iteration; returning True stops (converged).
+    """
+    xp = op.xp
+    dt = x.dtype
+    work = xp.empty(x.size, dtype=dt)
+    r = xp.empty_like(x)
+    q = xp.empty_like(x)
+    z = xp.empty_like(x)
+    op.matvec(x, r, work)
+    xp.subtract(b, r, out=r)
+    bnorm = math.sqrt(dot(b, b))
+    if bnorm == 0.0:
+        x[...] = 0
+        return PCGInfo(0, 0.0, True, "zero right-hand side")
+    res = math.sqrt(dot(r, r)) / bnorm
+    if check is not None and check(0, x, res):
+        return PCGInfo(0, res, True, "criteria met")
+    precond(r, z)
+    p = z.copy()
+    rz = dot(r, z)
+    tmp = work.reshape(x.shape)
+    for it in range(1, max_iter + 1):
+        op.matvec(p, q, work)
+        pq = dot(p, q)
+        if pq <= 0 or not math.isfinite(pq):
+            return PCGInfo(it - 1, res, False, "breakdown (p.Ap <= 0)")
+        alpha = rz / pq
+        xp.multiply(p, alpha, out=tmp)
+        xp.add(x, tmp, out=x)
+        xp.multiply(q, alpha, out=tmp)
+        xp.subtract(r, tmp, out=r)
+        res = math.sqrt(dot(r, r)) / bnorm
+        if check is not None and check(it, x, res):
+            return PCGInfo(it, res, True, "criteria met")
+        if res <= rtol:
+            return PCGInfo(it, res, True, "residual below rtol")
+        precond(r, z)
+        rz_new = dot(r, z)
+        beta = rz_new / rz
+        rz = rz_new
+        xp.multiply(p, beta, out=p)
+        xp.add(p, z, out=p)
+    return PCGInfo(max_iter, res, False, "max_iter reached")
