@@ -1,0 +1,85 @@
+"""The ``ooc`` command line: ingest through the Prefect flow, history, catalog search, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from ooc_flows.cli import main
+
+
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    root = tmp_path_factory.mktemp("cli")
+    stack = root / "stack"
+    stack.mkdir()
+    rng = np.random.default_rng(0)
+    for z in range(12):
+        tifffile.imwrite(stack / f"s{z}.tif", rng.integers(0, 255, (20, 30), dtype=np.uint8))
+    out = str(root / "grey.zarr")
+    code = main(
+        ["--data-dir", str(root / "data"), "ingest", str(stack), out, "--sample-id", "cli-1",
+         "--modality", "FIB-SEM", "--voxel-size", "30,20,20", "--unit", "nanometer",
+         "--acquisition", "kV=2", "detector=InLens", "--chunks", "8,16,16"]
+    )
+    assert code == 0
+    return root, out
+
+
+def test_ingest_verb_runs_the_flow_and_registers(ingested: tuple[Path, str], capsys: pytest.CaptureFixture[str]) -> None:
+    root, out = ingested
+    assert main(["--data-dir", str(root / "data"), "catalog", "search", "--modality", "FIB-SEM", "--json"]) == 0
+    (entry,) = json.loads(capsys.readouterr().out)
+    assert entry["url"] == out
+    assert entry["shape"] == [12, 20, 30]
+    assert entry["extra"]["acquisition"] == {"kV": 2, "detector": "InLens"}
+
+
+def test_history_shows_the_flow_run_and_checksum(ingested: tuple[Path, str], capsys: pytest.CaptureFixture[str]) -> None:
+    _, out = ingested
+    assert main(["history", out, "--json"]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert record["step"] == "ingest"
+    assert record["run_id"]  # the Prefect flow run's id
+    assert len(record["inputs"][0]["sha256_tree"]) == 64
+    assert record["inputs"][0]["files"] == 12
+    assert main(["history", out]) == 0
+    assert "ingest at" in capsys.readouterr().out
+
+
+def test_rerunning_the_flow_is_safe(ingested: tuple[Path, str], capsys: pytest.CaptureFixture[str]) -> None:
+    root, out = ingested
+    args = ["--data-dir", str(root / "data"), "ingest", str(root / "stack"), out, "--sample-id", "cli-1",
+            "--modality", "FIB-SEM", "--voxel-size", "30,20,20", "--unit", "nanometer",
+            "--acquisition", "kV=2", "detector=InLens", "--chunks", "8,16,16"]
+    assert main(args) == 0
+    assert "0 chunks written" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--modality", "XRM"], "field 'modality': 'XRM' is not one of"),
+        (["--modality", "TEM", "--voxel-size", "-1"], "field 'voxel_size/0': -1.0 is less than or equal to"),
+    ],
+)
+def test_bad_metadata_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str) -> None:
+    np.save(tmp_path / "v.npy", np.zeros((2, 3, 4), np.uint8))
+    code = main(["ingest", str(tmp_path / "v.npy"), str(tmp_path / "o.zarr"), "--sample-id", "x", "--voxel-size", "1", *extra])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "v.npy" in err
+    assert not (tmp_path / "o.zarr").exists()
+
+
+def test_console_script_help() -> None:
+    result = subprocess.run([sys.executable, "-m", "ooc_flows.cli", "--help"], capture_output=True, text=True, check=True)
+    for verb in ("run", "synth", "ingest", "history", "catalog"):
+        assert verb in result.stdout
