@@ -18,6 +18,7 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["PREFECT_HOME"] = str(home / "prefect")
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
+    os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
     os.environ["OOC_DATA_DIR"] = str(home / "ooc-data")
     os.environ["OOC_PROGRESS"] = "0"
     for name in ("OOC_CONFIG", "OOC_SCHEDULER", "OOC_CATALOG_URL"):

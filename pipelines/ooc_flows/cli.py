@@ -54,9 +54,12 @@ def _key_values(items: list[str]) -> dict[str, Any]:
 
 def _prepare_prefect(settings: Settings) -> None:
     """Prefect's local API keeps its SQLite database under the data folder; no telemetry."""
-    os.environ.setdefault("PREFECT_HOME", str(Path(settings.data_dir).resolve() / "prefect"))
+    home = os.environ.setdefault("PREFECT_HOME", str(Path(settings.data_dir).resolve() / "prefect"))
+    Path(home).expanduser().mkdir(parents=True, exist_ok=True)  # Prefect's SQLite needs the folder
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # the temporary server needs longer than the default 20 s on a busy 2-core machine
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
