@@ -82,7 +82,8 @@ def test_mode_and_mean_kernels() -> None:
     tie = np.array([[[5, 5], [2, 2]], [[9, 8], [7, 6]]], dtype=np.uint8)
     assert downsample_mode(tie).item() == 2  # 5 and 2 tie: the smaller wins
     grey = np.arange(8, dtype=np.uint16).reshape(2, 2, 2)
-    assert downsample_mean(grey).item() == 4  # 3.5 rounds to even
+    assert downsample_mean(grey).item() == 4  # 3.5 rounds half up
+    assert downsample_mean(grey + 1).item() == 5  # 4.5 too
     odd = np.ones((3, 3, 3), dtype=np.float32)
     assert downsample_mean(odd).shape == (2, 2, 2)
 

@@ -188,7 +188,7 @@ def _cmd_synth(args: argparse.Namespace, settings: Settings) -> int:
 
     spec = default_sample(seed=args.seed, shape=tuple(args.shape) if args.shape else None)
     out = write_sample(spec, Path(args.output), scales=args.scales)
-    print(f"synthetic sample written to {out} (see {out / 'sample.json'})")
+    print(f"synthetic sample written to {out.parent} (described in {out})")
     return 0
 
 

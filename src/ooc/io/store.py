@@ -176,7 +176,7 @@ class VolumeStore:
         metadata: VolumeMetadata,
         plan_extra: dict[str, Any],
         levels: int | None = None,
-        max_region_bytes: int = 256 * 2**20,
+        max_region_bytes: int = 64 * 2**20,
         clevel: int = 3,
         storage_options: dict[str, Any] | None = None,
     ) -> tuple[VolumeStore, bool]:
@@ -194,8 +194,10 @@ class VolumeStore:
             "dtype": dtype.str,
             "chunks": list(chunks),
             "levels": [list(s) for s in shapes],
+            # a coarser level's task reads 8x its output from the level above: budget / 8
             "regions": [
-                list(region_grid(s, chunks, dtype.itemsize, max_region_bytes)) for s in shapes
+                list(region_grid(s, chunks, dtype.itemsize, max_region_bytes // (8 if i else 1)))
+                for i, s in enumerate(shapes)
             ],
             "clevel": clevel,
             **plan_extra,

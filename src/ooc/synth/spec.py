@@ -52,7 +52,9 @@ class SphereProcess:
         if not 0.0 <= self.fraction < 1.0:
             raise ValueError(f"SphereProcess.fraction must be in [0, 1), got {self.fraction}")
         if not 0.0 < self.r_min <= self.r_max:
-            raise ValueError(f"SphereProcess needs 0 < r_min <= r_max, got {self.r_min}, {self.r_max}")
+            raise ValueError(
+                f"SphereProcess needs 0 < r_min <= r_max, got {self.r_min}, {self.r_max}"
+            )
 
     @property
     def cell(self) -> float:
@@ -123,6 +125,17 @@ class Imaging:
     curtain_length: float = 24.0
     curtain_width: float = 3.0
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "intensities", tuple(float(v) for v in self.intensities))
+        object.__setattr__(self, "psf_sigma", tuple(float(v) for v in self.psf_sigma))
+        if len(self.psf_sigma) != 3 or min(self.psf_sigma) < 0:
+            raise ValueError(f"Imaging.psf_sigma must be 3 values >= 0, got {self.psf_sigma}")
+        if self.noise_sigma < 0:
+            raise ValueError(f"Imaging.noise_sigma must be >= 0, got {self.noise_sigma}")
+        for name in ("drift_length", "ring_width", "curtain_length", "curtain_width"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"Imaging.{name} must be > 0, got {getattr(self, name)}")
+
 
 @dataclass(frozen=True)
 class ScaleSpec:
@@ -149,6 +162,8 @@ class ScaleSpec:
     imaging: Imaging
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "shape", tuple(int(n) for n in self.shape))
+        object.__setattr__(self, "voxel_size", tuple(float(v) for v in self.voxel_size))
         if self.modality not in SCALES:
             raise ValueError(f"modality must be one of {SCALES}, got {self.modality!r}")
         if self.unit not in UNITS:
@@ -156,7 +171,9 @@ class ScaleSpec:
         if len(self.shape) != 3 or min(self.shape) < 1:
             raise ValueError(f"{self.modality}: shape must be 3 positive ints, got {self.shape}")
         if len(self.voxel_size) != 3 or min(self.voxel_size) <= 0:
-            raise ValueError(f"{self.modality}: voxel_size must be 3 positive, got {self.voxel_size}")
+            raise ValueError(
+                f"{self.modality}: voxel_size must be 3 positive, got {self.voxel_size}"
+            )
         if len(self.imaging.intensities) != len(self.phases):
             raise ValueError(
                 f"{self.modality}: imaging.intensities needs one value per phase {self.phases}, "
@@ -203,51 +220,65 @@ class SampleSpec:
         return dataclasses.replace(self, scales=tuple(scales))  # type: ignore[arg-type]
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form (inverse of :meth:`from_dict`)."""
-        return dataclasses.asdict(self)
+        """Plain-JSON form, scales keyed by name (inverse of :meth:`from_dict`)."""
+        return {
+            "seed": self.seed,
+            "material": dataclasses.asdict(self.material),
+            "scales": {
+                s.modality: {
+                    "modality": s.modality,
+                    "shape": list(s.shape),
+                    "voxel_size": list(s.voxel_size),
+                    "unit": s.unit,
+                    "imaging": dataclasses.asdict(s.imaging),
+                }
+                for s in self.scales
+            },
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SampleSpec:
-        """Rebuild from :meth:`to_dict` output (lists become tuples)."""
-        m = {k: SphereProcess(**v) for k, v in d["material"].items()}
+        """Rebuild from :meth:`to_dict` output, or a ``sample.json`` (extra keys are ignored)."""
+        material = Material(**{k: SphereProcess(**v) for k, v in d["material"].items()})
         scales = []
-        for s in d["scales"]:
-            im = {k: tuple(v) if isinstance(v, list) else v for k, v in s["imaging"].items()}
+        for name in SCALES:
+            s = d["scales"][name]
             scales.append(
                 ScaleSpec(
                     modality=s["modality"],
-                    shape=tuple(s["shape"]),
-                    voxel_size=tuple(s["voxel_size"]),
+                    shape=s["shape"],
+                    voxel_size=s["voxel_size"],
                     unit=s["unit"],
-                    imaging=Imaging(**im),
+                    imaging=Imaging(**s["imaging"]),
                 )
             )
-        return cls(seed=int(d["seed"]), material=Material(**m), scales=tuple(scales))
+        return cls(seed=int(d["seed"]), material=material, scales=tuple(scales))  # type: ignore[arg-type]
 
 
 def default_sample(
     seed: int = 0,
-    shape: tuple[int, int, int] = (128, 128, 128),
+    shape: tuple[int, int, int] | None = None,
     *,
     fibsem_shape: tuple[int, int, int] = (96, 96, 96),
     tem_shape: tuple[int, int, int] = (64, 64, 64),
 ) -> SampleSpec:
     """A small three-scale sample for tests and demos.
 
-    MicroCT ``shape`` at 2 µm (grains 16-32 voxels across), FIB-SEM ``fibsem_shape`` at
+    MicroCT ``shape`` (default 128^3) at 2 µm (grains 16-32 voxels across), FIB-SEM ``fibsem_shape`` at
     30 x 20 x 20 nm (z, y, x; micro-pores 6-15 voxels across), TEM ``tem_shape`` at 2 nm
     (nano-pores 6-16 voxels across). The grey of each sub-resolution phase is the porosity-weighted
     mean of pore and solid; noise sigma is about 0.4 of the smallest gap between phase means.
     """
+    shape = (128, 128, 128) if shape is None else shape
     mat = Material()
     p2 = mat.nanopores.fraction
 
     def mixed(pore: float, solid: float, porosity: float) -> float:
-        return round(porosity * pore + (1 - porosity) * solid)
+        return float(round(porosity * pore + (1 - porosity) * solid))
 
     microct = ScaleSpec(
         "MicroCT",
-        tuple(shape),  # type: ignore[arg-type]
+        shape,
         (2.0, 2.0, 2.0),
         "micrometer",
         Imaging(
@@ -263,7 +294,7 @@ def default_sample(
     )
     fibsem = ScaleSpec(
         "FIB-SEM",
-        tuple(fibsem_shape),  # type: ignore[arg-type]
+        fibsem_shape,
         (30.0, 20.0, 20.0),
         "nanometer",
         Imaging(
@@ -272,14 +303,14 @@ def default_sample(
             psf_sigma=(0.7, 1.0, 1.0),
             drift=0.03,
             drift_length=64.0,
-            curtain_amplitude=3_000.0,
+            curtain_amplitude=6_000.0,
             curtain_length=24.0,
             curtain_width=3.0,
         ),
     )
     tem = ScaleSpec(
         "TEM",
-        tuple(tem_shape),  # type: ignore[arg-type]
+        tem_shape,
         (2.0, 2.0, 2.0),
         "nanometer",
         Imaging(
