@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--workdir", type=Path, help="default: a temporary folder under ./")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keep-cache", action="store_true", help="do not drop the page cache")
     args = parser.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="ooc-bench-", dir=args.workdir or Path.cwd()))
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         cold = False
         for name, command in runs.items():
-            cold = _drop_caches()
+            cold = not args.keep_cache and _drop_caches()
             seconds, peak = measure(command)
             rows.append((name, seconds, nbytes / seconds / 1e9, peak / 2**30))
         cp_rate = rows[0][2]

@@ -68,7 +68,10 @@ def test_pyramid_mean_for_grey_and_mode_for_labels(tmp_path: Path) -> None:
     ms = group.attrs["ome"]["multiscales"][0]
     assert ms["type"] == "mode"
     grey = _ingest_npy(tmp_path / "g", labels.astype(np.uint16) * 1000, chunks=(8, 8, 8))
-    np.testing.assert_array_equal(zarr.open_array(grey, path="1", mode="r")[...], downsample_mean(labels.astype(np.uint16) * 1000))
+    np.testing.assert_array_equal(
+        zarr.open_array(grey, path="1", mode="r")[...],
+        downsample_mean(labels.astype(np.uint16) * 1000),
+    )
     assert [a["name"] for a in ms["axes"]] == ["z", "y", "x"]
     assert ms["datasets"][1]["coordinateTransformations"] == [
         {"type": "scale", "scale": [4.0, 4.0, 4.0]},
@@ -115,14 +118,18 @@ def test_open_volume_is_lazy_and_physical(tmp_path: Path, grey_volume: np.ndarra
         ({"sample_id": ""}, "sample_id"),
     ],
 )
-def test_bad_metadata_fails_before_writing(tmp_path: Path, grey_volume: np.ndarray, change, field) -> None:
+def test_bad_metadata_fails_before_writing(
+    tmp_path: Path, grey_volume: np.ndarray, change, field
+) -> None:
     meta = VolumeMetadata(**{**META.__dict__, **change})
     with pytest.raises(MetadataError, match=rf"field '{field}'"):
         _ingest_npy(tmp_path, grey_volume, meta)
     assert not (tmp_path / "out.zarr").exists()
 
 
-def test_existing_store_of_other_input_is_refused_and_kept(tmp_path: Path, grey_volume: np.ndarray) -> None:
+def test_existing_store_of_other_input_is_refused_and_kept(
+    tmp_path: Path, grey_volume: np.ndarray
+) -> None:
     out = _ingest_npy(tmp_path, grey_volume)
     before = _chunk_files(out)
     np.save(tmp_path / "other.npy", grey_volume[:, :, :40])
@@ -137,26 +144,44 @@ def test_rerun_of_a_complete_ingest_does_nothing(tmp_path: Path, grey_volume: np
     assert (report.chunks_written, report.resumed) == (0, True)
 
 
-def test_resume_rewrites_only_torn_and_missing_chunks(tmp_path: Path, grey_volume: np.ndarray) -> None:
+def test_resume_rewrites_only_torn_and_missing_chunks(
+    tmp_path: Path, grey_volume: np.ndarray
+) -> None:
     """An unfinished store (as a crash leaves it) is finished by rewriting only bad chunks."""
     ref = _ingest_npy(tmp_path / "ref", grey_volume, chunks=(8, 16, 16))
     out = _ingest_npy(tmp_path, grey_volume, chunks=(8, 16, 16))
     group = zarr.open_group(out, mode="r+")
     history = group.attrs["ooc_history"]
     # put the store back in the state of a crash during level 0: status writing, flags lost
-    group.attrs["ooc_store"] = {**group.attrs["ooc_store"], "status": "writing", "plan": group.attrs["ooc_store"]["plan"]}
+    group.attrs["ooc_store"] = {
+        **group.attrs["ooc_store"],
+        "status": "writing",
+        "plan": group.attrs["ooc_store"]["plan"],
+    }
     group.attrs["ooc_history"] = []
     plan = group.attrs["ooc_store"]["plan"]
     progress = group.create_group("_progress")
     for level, shape in enumerate(plan["levels"]):
         grid = [-(-s // r) for s, r in zip(shape, plan["regions"][level], strict=True)]
-        flags = progress.create_array(str(level), shape=grid, dtype="uint8", chunks=(1, 1, 1), fill_value=0, compressors=None, dimension_names=("rz", "ry", "rx"))
+        flags = progress.create_array(
+            str(level),
+            shape=grid,
+            dtype="uint8",
+            chunks=(1, 1, 1),
+            fill_value=0,
+            compressors=None,
+            dimension_names=("rz", "ry", "rx"),
+        )
         flags[...] = 0 if level == 0 else 1
     torn = Path(out) / "0" / "c" / "2" / "1" / "0"
     torn.write_bytes(torn.read_bytes()[:20])
     missing = Path(out) / "0" / "c" / "0" / "2" / "3"
     missing.unlink()
-    stamps = {p: p.stat().st_mtime_ns for p in (Path(out) / "0").rglob("*") if p.is_file() and p.name != "zarr.json"}
+    stamps = {
+        p: p.stat().st_mtime_ns
+        for p in (Path(out) / "0").rglob("*")
+        if p.is_file() and p.name != "zarr.json"
+    }
 
     report = ingest(open_reader(tmp_path / "in.npy"), out, META, chunks=(8, 16, 16), progress=False)
 
@@ -189,3 +214,41 @@ def test_input_is_never_modified(tmp_path: Path, grey_volume: np.ndarray) -> Non
     before = ((tmp_path / "in.npy").read_bytes(), os.stat(tmp_path / "in.npy").st_mtime_ns)
     ingest(open_reader(tmp_path / "in.npy"), str(tmp_path / "o.zarr"), META, progress=False)
     assert ((tmp_path / "in.npy").read_bytes(), os.stat(tmp_path / "in.npy").st_mtime_ns) == before
+
+
+class _RecordingReader:
+    """Wraps a reader and remembers the largest box it was asked for (bytes)."""
+
+    def __init__(self, reader) -> None:
+        self.reader = reader
+        self.shape, self.dtype = reader.shape, reader.dtype
+        self.largest = 0
+
+    def read(self, box):
+        data = self.reader.read(box)
+        self.largest = max(self.largest, data.nbytes)
+        return data
+
+    def files(self):
+        return self.reader.files()
+
+
+@pytest.mark.parametrize("depth", [16, 64, 160])
+def test_memory_per_task_does_not_grow_with_the_volume(tmp_path: Path, depth: int) -> None:
+    """Each task reads at most the region budget, however large the volume is."""
+    import dask
+
+    volume = np.zeros((depth, 96, 200), dtype=np.uint16)
+    np.save(tmp_path / "in.npy", volume)
+    reader = _RecordingReader(open_reader(tmp_path / "in.npy"))
+    budget = 16 * 16 * 64 * 2 * 2  # two chunk columns of 16 x 16 x 64 voxels
+    with dask.config.set(scheduler="synchronous"):  # the wrapper must see the reads
+        ingest(
+            reader,
+            str(tmp_path / "o.zarr"),
+            META,
+            chunks=(16, 16, 64),
+            max_region_bytes=budget,
+            progress=False,
+        )
+    assert 0 < reader.largest <= budget
