@@ -28,7 +28,12 @@ def catalog(tmp_path_factory: pytest.TempPathFactory) -> str:
     for i, (sample, modality, voxel, unit, kind, dtype) in enumerate(SCANS):
         np.save(root / f"{i}.npy", np.full((4, 5, 6), i, dtype=dtype))
         out = str(root / f"{i}.zarr")
-        ingest(open_reader(root / f"{i}.npy"), out, VolumeMetadata(sample, modality, voxel, unit, kind), progress=False)
+        ingest(
+            open_reader(root / f"{i}.npy"),
+            out,
+            VolumeMetadata(sample, modality, voxel, unit, kind),
+            progress=False,
+        )
         register(out, catalog_url=url)
     return url
 
@@ -60,7 +65,9 @@ def test_entries_carry_the_store_description(catalog: str) -> None:
     assert entry.unit == "nanometer"
     assert entry.shape == (4, 5, 6)
     assert entry.created <= dt.datetime.now(dt.UTC)
-    assert search(catalog_url=catalog, since=entry.created - dt.timedelta(seconds=1), modality="FIB-SEM")
+    assert search(
+        catalog_url=catalog, since=entry.created - dt.timedelta(seconds=1), modality="FIB-SEM"
+    )
 
 
 def test_registering_again_updates_instead_of_duplicating(catalog: str) -> None:

@@ -24,24 +24,58 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         tifffile.imwrite(stack / f"s{z}.tif", rng.integers(0, 255, (20, 30), dtype=np.uint8))
     out = str(root / "grey.zarr")
     code = main(
-        ["--data-dir", str(root / "data"), "ingest", str(stack), out, "--sample-id", "cli-1",
-         "--modality", "FIB-SEM", "--voxel-size", "30,20,20", "--unit", "nanometer",
-         "--acquisition", "kV=2", "detector=InLens", "--chunks", "8,16,16"]
+        [
+            "--data-dir",
+            str(root / "data"),
+            "ingest",
+            str(stack),
+            out,
+            "--sample-id",
+            "cli-1",
+            "--modality",
+            "FIB-SEM",
+            "--voxel-size",
+            "30,20,20",
+            "--unit",
+            "nanometer",
+            "--acquisition",
+            "kV=2",
+            "detector=InLens",
+            "--chunks",
+            "8,16,16",
+        ]
     )
     assert code == 0
     return root, out
 
 
-def test_ingest_verb_runs_the_flow_and_registers(ingested: tuple[Path, str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_ingest_verb_runs_the_flow_and_registers(
+    ingested: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
     root, out = ingested
-    assert main(["--data-dir", str(root / "data"), "catalog", "search", "--modality", "FIB-SEM", "--json"]) == 0
+    assert (
+        main(
+            [
+                "--data-dir",
+                str(root / "data"),
+                "catalog",
+                "search",
+                "--modality",
+                "FIB-SEM",
+                "--json",
+            ]
+        )
+        == 0
+    )
     (entry,) = json.loads(capsys.readouterr().out)
     assert entry["url"] == out
     assert entry["shape"] == [12, 20, 30]
     assert entry["extra"]["acquisition"] == {"kV": 2, "detector": "InLens"}
 
 
-def test_history_shows_the_flow_run_and_checksum(ingested: tuple[Path, str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_history_shows_the_flow_run_and_checksum(
+    ingested: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
     _, out = ingested
     assert main(["history", out, "--json"]) == 0
     (record,) = json.loads(capsys.readouterr().out)
@@ -53,11 +87,30 @@ def test_history_shows_the_flow_run_and_checksum(ingested: tuple[Path, str], cap
     assert "ingest at" in capsys.readouterr().out
 
 
-def test_rerunning_the_flow_is_safe(ingested: tuple[Path, str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_rerunning_the_flow_is_safe(
+    ingested: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
     root, out = ingested
-    args = ["--data-dir", str(root / "data"), "ingest", str(root / "stack"), out, "--sample-id", "cli-1",
-            "--modality", "FIB-SEM", "--voxel-size", "30,20,20", "--unit", "nanometer",
-            "--acquisition", "kV=2", "detector=InLens", "--chunks", "8,16,16"]
+    args = [
+        "--data-dir",
+        str(root / "data"),
+        "ingest",
+        str(root / "stack"),
+        out,
+        "--sample-id",
+        "cli-1",
+        "--modality",
+        "FIB-SEM",
+        "--voxel-size",
+        "30,20,20",
+        "--unit",
+        "nanometer",
+        "--acquisition",
+        "kV=2",
+        "detector=InLens",
+        "--chunks",
+        "8,16,16",
+    ]
     assert main(args) == 0
     assert "0 chunks written" in capsys.readouterr().out
 
@@ -66,12 +119,28 @@ def test_rerunning_the_flow_is_safe(ingested: tuple[Path, str], capsys: pytest.C
     ("extra", "message"),
     [
         (["--modality", "XRM"], "field 'modality': 'XRM' is not one of"),
-        (["--modality", "TEM", "--voxel-size", "-1"], "field 'voxel_size/0': -1.0 is less than or equal to"),
+        (
+            ["--modality", "TEM", "--voxel-size", "-1"],
+            "field 'voxel_size/0': -1.0 is less than or equal to",
+        ),
     ],
 )
-def test_bad_metadata_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str) -> None:
+def test_bad_metadata_is_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
     np.save(tmp_path / "v.npy", np.zeros((2, 3, 4), np.uint8))
-    code = main(["ingest", str(tmp_path / "v.npy"), str(tmp_path / "o.zarr"), "--sample-id", "x", "--voxel-size", "1", *extra])
+    code = main(
+        [
+            "ingest",
+            str(tmp_path / "v.npy"),
+            str(tmp_path / "o.zarr"),
+            "--sample-id",
+            "x",
+            "--voxel-size",
+            "1",
+            *extra,
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert message in err
@@ -80,6 +149,11 @@ def test_bad_metadata_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_console_script_help() -> None:
-    result = subprocess.run([sys.executable, "-m", "ooc_flows.cli", "--help"], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "ooc_flows.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     for verb in ("run", "synth", "ingest", "history", "catalog"):
         assert verb in result.stdout

@@ -30,7 +30,9 @@ def test_ingest_and_read_on_a_two_process_cluster(tmp_path: Path, grey_volume: n
     out = str(tmp_path / "out.zarr")
     with dask_client(Settings(n_workers=2, threads_per_worker=1, memory_limit="1GiB")) as client:
         assert len(client.scheduler_info()["workers"]) == 2
-        report = ingest(open_reader(stack), out, META, chunks=(8, 16, 16), max_region_bytes=1, progress=False)
+        report = ingest(
+            open_reader(stack), out, META, chunks=(8, 16, 16), max_region_bytes=1, progress=False
+        )
         vol = ooc.open_volume(out)
         total = int(vol.astype("int64").sum().compute())
         level1 = ooc.open_volume(out, level=1).values
@@ -71,9 +73,18 @@ def test_s3_round_trip(tmp_path: Path, grey_volume: np.ndarray, s3_endpoint: str
     settings = Settings(s3_endpoint_url=s3_endpoint, data_dir=str(tmp_path))
     url = "s3://scans/rock/grey.zarr"
     options = settings.storage_options(url)
-    ingest(open_reader(tmp_path / "in.npy"), url, META, chunks=(16, 16, 16), storage_options=options, progress=False)
+    ingest(
+        open_reader(tmp_path / "in.npy"),
+        url,
+        META,
+        chunks=(16, 16, 16),
+        storage_options=options,
+        progress=False,
+    )
     vol = ooc.open_volume(url, storage_options=options)
     np.testing.assert_array_equal(vol.values, grey_volume)
     assert vol.attrs["history"][0]["inputs"][0]["bytes"] == (tmp_path / "in.npy").stat().st_size
     register(url, catalog_url=settings.resolved_catalog_url, storage_options=options)
-    assert [e.url for e in search(catalog_url=settings.resolved_catalog_url, modality="TEM")] == [url]
+    assert [e.url for e in search(catalog_url=settings.resolved_catalog_url, modality="TEM")] == [
+        url
+    ]

@@ -10,7 +10,9 @@ from ooc.config import load_settings
 from ooc.errors import ConfigError
 
 
-def test_defaults_are_a_local_cluster_and_a_sqlite_catalog(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_defaults_are_a_local_cluster_and_a_sqlite_catalog(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.delenv("OOC_DATA_DIR", raising=False)
     monkeypatch.chdir(tmp_path)
     s = load_settings()
@@ -21,8 +23,10 @@ def test_defaults_are_a_local_cluster_and_a_sqlite_catalog(monkeypatch: pytest.M
 
 def test_environment_wins_over_toml(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     toml = tmp_path / "ooc.toml"
-    toml.write_text('[ooc]\ndata_dir = "/scratch"\nn_workers = 8\nchunks = [64, 128, 128]\n'
-                    's3_endpoint_url = "http://127.0.0.1:9000"\n')
+    toml.write_text(
+        '[ooc]\ndata_dir = "/scratch"\nn_workers = 8\nchunks = [64, 128, 128]\n'
+        's3_endpoint_url = "http://127.0.0.1:9000"\n'
+    )
     monkeypatch.delenv("OOC_DATA_DIR")
     monkeypatch.setenv("OOC_CONFIG", str(toml))
     monkeypatch.setenv("OOC_N_WORKERS", "3")

@@ -43,7 +43,9 @@ def _write_input(kind: str, tmp_path: Path, volume: np.ndarray) -> tuple[Path, d
     if kind in ("raw-little", "raw-big"):
         order = "<" if kind == "raw-little" else ">"
         header = b"HEADER!!"
-        (tmp_path / "v.raw").write_bytes(header + volume.astype(volume.dtype.newbyteorder(order)).tobytes())
+        (tmp_path / "v.raw").write_bytes(
+            header + volume.astype(volume.dtype.newbyteorder(order)).tobytes()
+        )
         return tmp_path / "v.raw", {
             "shape": volume.shape,
             "dtype": str(volume.dtype),
@@ -53,11 +55,22 @@ def _write_input(kind: str, tmp_path: Path, volume: np.ndarray) -> tuple[Path, d
     raise AssertionError(kind)
 
 
-KINDS = ["tiff-stack", "tiff-stack-zlib", "multipage", "bigtiff", "npy", "hdf5", "raw-little", "raw-big"]
+KINDS = [
+    "tiff-stack",
+    "tiff-stack-zlib",
+    "multipage",
+    "bigtiff",
+    "npy",
+    "hdf5",
+    "raw-little",
+    "raw-big",
+]
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_reader_returns_the_written_array(kind: str, tmp_path: Path, grey_volume: np.ndarray) -> None:
+def test_reader_returns_the_written_array(
+    kind: str, tmp_path: Path, grey_volume: np.ndarray
+) -> None:
     source, options = _write_input(kind, tmp_path, grey_volume)
     reader = open_reader(source, **options)
     assert reader.shape == grey_volume.shape
@@ -77,7 +90,9 @@ def test_tiff_stack_natural_order(tmp_path: Path, grey_volume: np.ndarray) -> No
 def test_stack_with_a_slice_of_another_shape(tmp_path: Path, grey_volume: np.ndarray) -> None:
     folder = _write_stack(tmp_path / "s", grey_volume[:5])
     tifffile.imwrite(folder / "slice_3.tif", grey_volume[3, :40])
-    with pytest.raises(InputError, match=r"slice_3\.tif: slice is 40x51 uint16; expected 45x51 uint16"):
+    with pytest.raises(
+        InputError, match=r"slice_3\.tif: slice is 40x51 uint16; expected 45x51 uint16"
+    ):
         TiffStackReader(folder)
 
 
@@ -113,11 +128,17 @@ def test_empty_folder(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("shape", "dtype", "match"),
     [
-        ((37, 45, 52), "uint16", r"file is \d+ bytes; shape \(37, 45, 52\) of uint16 .* needs \d+ bytes"),
+        (
+            (37, 45, 52),
+            "uint16",
+            r"file is \d+ bytes; shape \(37, 45, 52\) of uint16 .* needs \d+ bytes",
+        ),
         ((37, 45, 51), "uint32", r"needs \d+ bytes"),
     ],
 )
-def test_raw_size_mismatch(tmp_path: Path, grey_volume: np.ndarray, shape: tuple, dtype: str, match: str) -> None:
+def test_raw_size_mismatch(
+    tmp_path: Path, grey_volume: np.ndarray, shape: tuple, dtype: str, match: str
+) -> None:
     (tmp_path / "v.raw").write_bytes(grey_volume.tobytes())
     with pytest.raises(InputError, match=match):
         RawReader(tmp_path / "v.raw", shape, np.dtype(dtype))
@@ -131,7 +152,9 @@ def test_raw_needs_shape_and_dtype(tmp_path: Path) -> None:
 
 def test_hdf5_missing_dataset_lists_what_is_there(tmp_path: Path, grey_volume: np.ndarray) -> None:
     source, _ = _write_input("hdf5", tmp_path, grey_volume)
-    with pytest.raises(InputError, match=r"no dataset 'data'; datasets in the file: \['exchange/data'\]"):
+    with pytest.raises(
+        InputError, match=r"no dataset 'data'; datasets in the file: \['exchange/data'\]"
+    ):
         open_reader(source, dataset="data")
 
 

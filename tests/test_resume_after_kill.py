@@ -48,7 +48,9 @@ def test_kill_then_resume_matches_uninterrupted(tmp_path: Path) -> None:
         tifffile.imwrite(stack / f"img_{z:04d}.tif", plane)
 
     reference = tmp_path / "reference.zarr"
-    ingest(open_reader(stack), str(reference), META, chunks=CHUNKS, max_region_bytes=1, progress=False)
+    ingest(
+        open_reader(stack), str(reference), META, chunks=CHUNKS, max_region_bytes=1, progress=False
+    )
 
     out = tmp_path / "killed.zarr"
     env = {**os.environ, "DASK_SCHEDULER": "synchronous"}
@@ -59,14 +61,22 @@ def test_kill_then_resume_matches_uninterrupted(tmp_path: Path) -> None:
         if flags.is_dir() and sum(1 for p in flags.rglob("*") if p.is_file()) >= 20:
             break
         time.sleep(0.005)
-    assert proc.poll() is None, "the ingest finished before it could be killed; make the volume larger"
+    assert proc.poll() is None, (
+        "the ingest finished before it could be killed; make the volume larger"
+    )
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
 
-    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in (out / "0").rglob("*") if p.is_file() and p.name != "zarr.json"}
+    before = {
+        p: (p.stat().st_mtime_ns, p.read_bytes())
+        for p in (out / "0").rglob("*")
+        if p.is_file() and p.name != "zarr.json"
+    }
     assert 0 < len(before) < len(list((reference / "0").rglob("*")))
 
-    report = ingest(open_reader(stack), str(out), META, chunks=CHUNKS, max_region_bytes=1, progress=False)
+    report = ingest(
+        open_reader(stack), str(out), META, chunks=CHUNKS, max_region_bytes=1, progress=False
+    )
     assert report.resumed
     assert report.regions_skipped >= 20
 

@@ -47,6 +47,10 @@ Array = Any  # numpy.ndarray or cupy.ndarray
 
 __all__ = ["Multigrid", "PCGInfo", "Stencil7", "dot", "pcg"]
 
+#: elements per slab of axis-0 planes in the blocked kernels (about 1 MiB of float32)
+SLAB_ELEMENTS = 1 << 18
+COARSE_SCALE = 0.5
+
 
 def _sl(axis: int, s: slice) -> tuple[slice, ...]:
     idx = [slice(None)] * 3
@@ -73,6 +77,11 @@ def dot(a: Array, b: Array) -> float:
 class Stencil7:
     """A symmetric 7-point operator ``A u = sum_f g_f (u_i - u_j) + d u`` on a 3D grid.
 
+    Applied in *flux form*: every face flux ``g_f (u_i - u_j)`` is computed once and added to one
+    cell and subtracted from the other, so the operator conserves exactly (the sum of ``A u`` over
+    all cells is ``sum d u`` to rounding of small numbers), which a diagonal stored in float32
+    would not do.
+
     Parameters
     ----------
     g : tuple of three arrays, each of the grid's shape ``(nz, ny, nx)``
@@ -93,11 +102,23 @@ class Stencil7:
     d_mass: Array | None = None
     periodic: tuple[bool, bool, bool] = (False, False, False)
     lap_weights: tuple[float, float, float] = (1 / 3, 1 / 3, 1 / 3)
-    diag: Array = field(init=False)
+    d: Array | None = field(init=False)
 
     def __post_init__(self) -> None:
-        xp = get_array_module(self.g[0])
-        diag = xp.zeros(self.shape, dtype=self.g[0].dtype)
+        if self.d_lap is not None and self.d_mass is not None:
+            self.d = self.d_lap + self.d_mass
+        else:
+            self.d = self.d_lap if self.d_lap is not None else self.d_mass
+
+    def drop_coarsening_data(self) -> None:
+        """Forget ``d_lap``/``d_mass`` (only coarsening needs them apart; ``d`` stays)."""
+        self.d_lap = None
+        self.d_mass = None
+
+    def diagonal(self) -> Array:
+        """The diagonal of the operator (a new array)."""
+        xp = self.xp
+        diag = xp.zeros(self.shape, dtype=self.dtype)
         for a in range(3):
             n = self.shape[a]
             ga = self.g[a]
@@ -105,16 +126,13 @@ class Stencil7:
                 lo, hi = _sl(a, slice(0, n - 1)), _sl(a, slice(1, n))
                 diag[lo] += ga[lo]
                 diag[hi] += ga[lo]
-            if self.periodic[a]:
-                last, first = _sl(a, slice(n - 1, n)), _sl(a, slice(0, 1))
-                if n > 1:
+                if self.periodic[a]:
+                    last, first = _sl(a, slice(n - 1, n)), _sl(a, slice(0, 1))
                     diag[last] += ga[last]
                     diag[first] += ga[last]
-        if self.d_lap is not None:
-            diag += self.d_lap
-        if self.d_mass is not None:
-            diag += self.d_mass
-        self.diag = diag
+        if self.d is not None:
+            diag += self.d
+        return diag
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -128,27 +146,123 @@ class Stencil7:
     def xp(self) -> ModuleType:
         return get_array_module(self.g[0])
 
-    def matvec(self, u: Array, out: Array, work: Array) -> Array:
-        """``out = A u``; ``work`` is a flat scratch buffer of at least ``u.size`` elements."""
+    def slabs(self) -> list[tuple[int, int]]:
+        """Ranges of axis-0 planes processed together (sized to stay in the CPU cache)."""
+        n0 = self.shape[0]
+        if self.xp is not np:
+            return [(0, n0)]
+        plane = max(1, self.shape[1] * self.shape[2])
+        step = max(1, SLAB_ELEMENTS // plane)
+        return [(s, min(n0, s + step)) for s in range(0, n0, step)]
+
+    @property
+    def work_size(self) -> int:
+        """Elements of the scratch buffer that the slab kernels need."""
+        n1, n2 = self.shape[1], self.shape[2]
+        return max((min(e + 1, self.shape[0]) - max(s - 1, 0)) * n1 * n2 for s, e in self.slabs())
+
+    def _apply_slab(self, u: Array, o: Array, s: int, e: int, work: Array) -> None:
+        """``o = (A u)[s:e]`` for planes ``s:e`` along axis 0 (``o`` has the slab's shape)."""
         xp = self.xp
-        xp.multiply(self.diag, u, out=out)
-        for a in range(3):
-            n = self.shape[a]
-            ga = self.g[a]
-            if n > 1:
-                lo, hi = _sl(a, slice(0, n - 1)), _sl(a, slice(1, n))
-                glo = ga[lo]
-                tmp = work[: glo.size].reshape(glo.shape)
-                xp.multiply(glo, u[hi], out=tmp)
-                xp.subtract(out[lo], tmp, out=out[lo])
-                xp.multiply(glo, u[lo], out=tmp)
-                xp.subtract(out[hi], tmp, out=out[hi])
-            if self.periodic[a] and n > 1:
-                last, first = _sl(a, slice(n - 1, n)), _sl(a, slice(0, 1))
-                gw = ga[last]
-                out[last] -= gw * u[first]
-                out[first] -= gw * u[last]
+        n0, n1, n2 = self.shape
+        g0, g1, g2 = self.g
+        if self.d is not None:
+            xp.multiply(self.d[s:e], u[s:e], out=o)
+        else:
+            o[...] = 0
+        # axis 0: faces j0..j1-1 touch the slab's rows; face j joins rows j and j + 1
+        j0, j1 = max(s - 1, 0), min(e, n0 - 1)
+        if j1 > j0:
+            f = work[: (j1 - j0) * n1 * n2].reshape(j1 - j0, n1, n2)
+            xp.subtract(u[j0:j1], u[j0 + 1 : j1 + 1], out=f)
+            xp.multiply(f, g0[j0:j1], out=f)
+            a0 = max(j0, s)  # rows j in [a0, j1) receive +f[j - j0]
+            if j1 > a0:
+                ov = o[a0 - s : j1 - s]
+                xp.add(ov, f[a0 - j0 :], out=ov)
+            r0, r1 = max(s, j0 + 1), min(j1 + 1, e)  # rows j + 1 in [r0, r1) receive -f[j - j0]
+            if r1 > r0:
+                ov = o[r0 - s : r1 - s]
+                xp.subtract(ov, f[r0 - 1 - j0 : r1 - 1 - j0], out=ov)
+        if self.periodic[0] and n0 > 1 and (s == 0 or e == n0):
+            fw = g0[n0 - 1] * (u[n0 - 1] - u[0])
+            if e == n0:
+                o[n0 - 1 - s] += fw
+            if s == 0:
+                o[0] -= fw
+        m = e - s
+        if n1 > 1:
+            f = work[: m * (n1 - 1) * n2].reshape(m, n1 - 1, n2)
+            xp.subtract(u[s:e, : n1 - 1], u[s:e, 1:], out=f)
+            xp.multiply(f, g1[s:e, : n1 - 1], out=f)
+            ov = o[:, : n1 - 1]
+            xp.add(ov, f, out=ov)
+            ov = o[:, 1:]
+            xp.subtract(ov, f, out=ov)
+            if self.periodic[1]:
+                fw = g1[s:e, n1 - 1] * (u[s:e, n1 - 1] - u[s:e, 0])
+                o[:, n1 - 1] += fw
+                o[:, 0] -= fw
+        if n2 > 1:
+            f = work[: m * n1 * (n2 - 1)].reshape(m, n1, n2 - 1)
+            xp.subtract(u[s:e, :, : n2 - 1], u[s:e, :, 1:], out=f)
+            xp.multiply(f, g2[s:e, :, : n2 - 1], out=f)
+            ov = o[:, :, : n2 - 1]
+            xp.add(ov, f, out=ov)
+            ov = o[:, :, 1:]
+            xp.subtract(ov, f, out=ov)
+            if self.periodic[2]:
+                fw = g2[s:e, :, n2 - 1] * (u[s:e, :, n2 - 1] - u[s:e, :, 0])
+                o[:, :, n2 - 1] += fw
+                o[:, :, 0] -= fw
+
+    def matvec(self, u: Array, out: Array, work: Array) -> Array:
+        """``out = A u``; ``work`` is a flat scratch buffer of at least ``work_size`` elements."""
+        for s, e in self.slabs():
+            self._apply_slab(u, out[s:e], s, e, work)
         return out
+
+    def residual(self, b: Array, x: Array, r: Array, work: Array) -> Array:
+        """``r = b - A x`` (fused slab by slab).
+
+        When ``x`` is float64 and ``r`` float32, the residual is formed in float64 (``work`` must
+        then be float64 and twice ``work_size`` long) and rounded once when stored.
+        """
+        xp = self.xp
+        mixed = x.dtype != r.dtype
+        ws = self.work_size
+        for s, e in self.slabs():
+            rs = r[s:e]
+            if mixed:
+                o = work[ws : ws + rs.size].reshape(rs.shape)
+                self._apply_slab(x, o, s, e, work[:ws])
+                xp.subtract(b[s:e], o, out=o)
+                rs[...] = o
+            else:
+                self._apply_slab(x, rs, s, e, work)
+                xp.subtract(b[s:e], rs, out=rs)
+        return r
+
+    def jacobi(self, b: Array, x: Array, r: Array, winv: Array, work: Array) -> None:
+        """One damped-Jacobi sweep ``x += winv (b - A x)`` (``r`` is scratch).
+
+        Slab ``i`` of ``x`` is updated after the residual of slab ``i + 1`` is formed, so every
+        residual sees the old ``x`` (a true Jacobi sweep, hence a symmetric smoother).
+        """
+        xp = self.xp
+        prev: tuple[int, int] | None = None
+        for s, e in self.slabs():
+            rs = r[s:e]
+            self._apply_slab(x, rs, s, e, work)
+            xp.subtract(b[s:e], rs, out=rs)
+            xp.multiply(rs, winv[s:e], out=rs)
+            if prev is not None:
+                xs = x[prev[0] : prev[1]]
+                xp.add(xs, r[prev[0] : prev[1]], out=xs)
+            prev = (s, e)
+        if prev is not None:
+            xs = x[prev[0] : prev[1]]
+            xp.add(xs, r[prev[0] : prev[1]], out=xs)
 
     def face_flux(self, u: Array, axis: int) -> Array:
         """Flux ``g (u_j - u_{j+1})`` through every face normal to ``axis`` (same layout as g)."""
@@ -208,7 +322,7 @@ def coarsen(op: Stencil7) -> tuple[Stencil7, tuple[int, int, int]]:
         if sel is g:
             sel = sel.copy()
         if c[a] == 2:
-            sel *= 0.5
+            sel *= COARSE_SCALE
         gc.append(xp.ascontiguousarray(sel))
     d_lap = d_mass = None
     if op.d_lap is not None:
@@ -239,7 +353,7 @@ def _dense_matrix(op: Stencil7) -> np.ndarray:
     n = int(np.prod(shape))
     idx = np.arange(n).reshape(shape)
     A = np.zeros((n, n))
-    diag = to_numpy(op.diag).astype(np.float64).reshape(-1)
+    diag = to_numpy(op.diagonal()).astype(np.float64).reshape(-1)
     A[np.arange(n), np.arange(n)] = diag
     for a in range(3):
         g = to_numpy(op.g[a]).astype(np.float64)
@@ -313,13 +427,12 @@ class Multigrid:
             pinv = np.zeros((0, 0))
         self._coarse_pinv = self.xp.asarray(pinv.astype(last.dtype))
         self._coarse_idx = self.xp.asarray(self._coarse_active)
-        for lev in self.levels[1:]:
-            lev.op.d_lap = None
-            lev.op.d_mass = None
+        for lev in self.levels:
+            lev.op.drop_coarsening_data()
 
     def _make_level(self, op: Stencil7, *, fine: bool) -> _Level:
         xp = op.xp
-        diag = op.diag
+        diag = op.diagonal()
         winv = xp.zeros_like(diag)
         pos = diag > 0
         winv[pos] = self.omega / diag[pos]
@@ -331,7 +444,7 @@ class Multigrid:
             x=xp.zeros(op.shape, dtype=dt) if not fine else xp.zeros((0, 0, 0), dtype=dt),
             r=xp.zeros(op.shape, dtype=dt),
             b=xp.zeros(op.shape, dtype=dt) if not fine else xp.zeros((0, 0, 0), dtype=dt),
-            work=xp.empty(n, dtype=dt),
+            work=xp.empty(op.work_size, dtype=dt),
         )
 
     @property
@@ -341,16 +454,12 @@ class Multigrid:
         for i, lev in enumerate(self.levels):
             arrays = [lev.winv, lev.x, lev.r, lev.b, lev.work]
             if i > 0:
-                arrays += [*lev.op.g, lev.op.diag]
+                arrays += [*lev.op.g] + ([lev.op.d] if lev.op.d is not None else [])
             total += sum(int(a.nbytes) for a in arrays)
         return total
 
     def _smooth(self, lev: _Level, b: Array, x: Array) -> None:
-        xp = self.xp
-        lev.op.matvec(x, lev.r, lev.work)
-        xp.subtract(b, lev.r, out=lev.r)
-        xp.multiply(lev.r, lev.winv, out=lev.r)
-        xp.add(x, lev.r, out=x)
+        lev.op.jacobi(b, x, lev.r, lev.winv, lev.work)
 
     @staticmethod
     def _restrict(xp: ModuleType, r: Array, out: Array, c: tuple[int, int, int]) -> None:
@@ -382,8 +491,7 @@ class Multigrid:
         xp.multiply(b, lev.winv, out=x)
         for _ in range(self.smooth - 1):
             self._smooth(lev, b, x)
-        lev.op.matvec(x, lev.r, lev.work)
-        xp.subtract(b, lev.r, out=lev.r)
+        lev.op.residual(b, x, lev.r, lev.work)
         nxt = self.levels[i + 1]
         self._restrict(xp, lev.r, nxt.b, lev.factors)
         xc = self._vcycle(i + 1, nxt.b, nxt.x)
@@ -417,9 +525,12 @@ def pcg(
     *,
     max_iter: int,
     rtol: float,
-    check: Callable[[int, Array, float], bool] | None = None,
+    check: Callable[[int, Callable[[int, int], Array], float], bool] | None = None,
+    x_high: Array | None = None,
+    reliable: float = 0.1,
+    max_restarts: int = 3,
 ) -> PCGInfo:
-    """Preconditioned conjugate gradients, in place on ``x``.
+    """Preconditioned conjugate gradients, in place.
 
     Parameters
     ----------
@@ -428,54 +539,113 @@ def pcg(
     b : array
         Right-hand side, same shape as ``x``.
     x : array
-        Initial guess, overwritten with the solution.
+        Initial guess, overwritten with the solution; when ``x_high`` is given, a scratch array of
+        the working precision that holds the correction since the last reliable update.
     precond : callable ``(r, out) -> out``
         Symmetric positive definite preconditioner.
     max_iter : int
         Largest number of iterations.
     rtol : float
-        Stop when ``||r|| <= rtol ||b||`` (a safety net; ``check`` is the usual stopping rule).
-    check : callable ``(iteration, x, relative_residual) -> bool``, optional
-        Called after every iteration; returning True stops (converged).
+        Stop when ``||r|| <= rtol ||b||``.  With ``check`` given this is a safety net: the true
+        residual is recomputed and CG restarted (at most ``max_restarts`` times) when the
+        recursive residual gets there before ``check`` is satisfied.
+    check : callable ``(iteration, plane, relative_residual) -> bool``, optional
+        Called after every iteration; ``plane(axis, j)`` returns plane ``j`` along ``axis`` of the
+        current solution in float64.  Returning True stops (converged).
+    x_high : array, optional
+        Mixed precision: the solution is kept in this (float64) array and the iteration runs in the
+        working precision of ``op``; whenever the residual has dropped by ``reliable`` the
+        correction is added to ``x_high`` and the residual recomputed from it in float64
+        ("reliable updates"), so rounding in the working precision does not limit the accuracy.
     """
     xp = op.xp
     dt = x.dtype
-    work = xp.empty(x.size, dtype=dt)
+    work = xp.empty(op.work_size, dtype=dt)
+    work_hi = xp.empty(2 * op.work_size, dtype=np.float64) if x_high is not None else None
     r = xp.empty_like(x)
     q = xp.empty_like(x)
     z = xp.empty_like(x)
-    op.matvec(x, r, work)
-    xp.subtract(b, r, out=r)
+    tmp = q  # q is free between its use in the x/r updates and the next matvec
+    if x_high is not None:
+        x[...] = 0
+
+    def true_residual() -> None:
+        if x_high is None:
+            op.residual(b, x, r, work)
+        else:
+            op.residual(b, x_high, r, work_hi)
+
+    def plane(axis: int, j: int) -> Array:
+        sl = _sl(axis, slice(j, j + 1))
+        p_ = x[sl].astype(np.float64)
+        if x_high is not None:
+            p_ += x_high[sl]
+        return p_
+
+    true_residual()
     bnorm = math.sqrt(dot(b, b))
     if bnorm == 0.0:
         x[...] = 0
+        if x_high is not None:
+            x_high[...] = 0
         return PCGInfo(0, 0.0, True, "zero right-hand side")
     res = math.sqrt(dot(r, r)) / bnorm
-    if check is not None and check(0, x, res):
+    if check is not None and check(0, plane, res):
         return PCGInfo(0, res, True, "criteria met")
+    res_update = res
     precond(r, z)
     p = z.copy()
     rz = dot(r, z)
-    tmp = work.reshape(x.shape)
-    for it in range(1, max_iter + 1):
+    restarts = 0
+    info: PCGInfo | None = None
+    it = 0
+    for it in range(1, max_iter + 1):  # noqa: B007
         op.matvec(p, q, work)
         pq = dot(p, q)
         if pq <= 0 or not math.isfinite(pq):
-            return PCGInfo(it - 1, res, False, "breakdown (p.Ap <= 0)")
+            info = PCGInfo(it - 1, res, False, "breakdown (p.Ap <= 0)")
+            break
         alpha = rz / pq
+        xp.multiply(q, alpha, out=q)
+        xp.subtract(r, q, out=r)
         xp.multiply(p, alpha, out=tmp)
         xp.add(x, tmp, out=x)
-        xp.multiply(q, alpha, out=tmp)
-        xp.subtract(r, tmp, out=r)
         res = math.sqrt(dot(r, r)) / bnorm
-        if check is not None and check(it, x, res):
-            return PCGInfo(it, res, True, "criteria met")
+        if x_high is not None and res <= reliable * res_update:
+            xp.add(x_high, x, out=x_high)
+            x[...] = 0
+            true_residual()
+            res = res_update = math.sqrt(dot(r, r)) / bnorm
+        if check is not None and check(it, plane, res):
+            info = PCGInfo(it, res, True, "criteria met")
+            break
         if res <= rtol:
-            return PCGInfo(it, res, True, "residual below rtol")
+            if check is None:
+                info = PCGInfo(it, res, True, "residual below rtol")
+                break
+            # The recursive residual may have drifted from the true one: recompute and restart.
+            if x_high is not None:
+                xp.add(x_high, x, out=x_high)
+                x[...] = 0
+            true_residual()
+            res = res_update = math.sqrt(dot(r, r)) / bnorm
+            restarts += 1
+            if res <= rtol or restarts > max_restarts:
+                info = PCGInfo(it, res, False, "rounding floor reached before the criteria")
+                break
+            precond(r, z)
+            xp.copyto(p, z)
+            rz = dot(r, z)
+            continue
         precond(r, z)
         rz_new = dot(r, z)
         beta = rz_new / rz
         rz = rz_new
         xp.multiply(p, beta, out=p)
         xp.add(p, z, out=p)
-    return PCGInfo(max_iter, res, False, "max_iter reached")
+    if info is None:
+        info = PCGInfo(max_iter, res, False, "max_iter reached")
+    if x_high is not None:
+        xp.add(x_high, x, out=x_high)
+        x[...] = 0
+    return info
