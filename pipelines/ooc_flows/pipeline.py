@@ -8,6 +8,7 @@ complete, so re-running after a failure finishes the job without redoing it.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ def synthesize(out_dir: str, seed: int, shape: list[int] | None) -> str:
             s.get("written") for s in done["scales"].values()
         ):
             return str(path)
-    return str(write_sample(spec, out_dir))
+    return str(write_sample(spec, out_dir, progress=os.environ.get("OOC_PROGRESS", "1") != "0"))
 
 
 @task(name="ingest-scan", retries=1)
@@ -58,7 +59,6 @@ def ingest_scan(
             VolumeMetadata.from_dict(metadata, source=source),
             chunks=settings.chunks,
             run_id=current_run_id(),
-            progress=False,
         )
     return report.__dict__
 
