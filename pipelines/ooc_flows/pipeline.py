@@ -8,7 +8,6 @@ complete, so re-running after a failure finishes the job without redoing it.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from prefect import flow, task
 
 import ooc
 from ooc.catalog import register
-from ooc.cluster import dask_client
+from ooc.cluster import dask_client, progress_enabled
 from ooc.io import ingest, open_reader
 from ooc.metadata import VolumeMetadata
 from ooc.synth import SCALES, SampleSpec, default_sample, write_sample
@@ -39,7 +38,7 @@ def synthesize(out_dir: str, seed: int, shape: list[int] | None) -> str:
             s.get("written") for s in done["scales"].values()
         ):
             return str(path)
-    return str(write_sample(spec, out_dir, progress=os.environ.get("OOC_PROGRESS", "1") != "0"))
+    return str(write_sample(spec, out_dir, progress=progress_enabled()))
 
 
 @task(name="ingest-scan", retries=1)

@@ -14,7 +14,12 @@ from tqdm.auto import tqdm
 
 from ooc.config import Settings, load_settings
 
-__all__ = ["dask_client", "run_tasks"]
+__all__ = ["dask_client", "progress_enabled", "run_tasks"]
+
+
+def progress_enabled() -> bool:
+    """Whether long steps show progress bars: yes unless ``OOC_PROGRESS=0``."""
+    return os.environ.get("OOC_PROGRESS", "1") != "0"
 
 
 @contextlib.contextmanager
@@ -61,7 +66,7 @@ def run_tasks(tasks: Sequence[Delayed], *, desc: str, progress: bool | None = No
     Dask's local schedulers they run through ``dask.compute``. Results keep the input order.
     """
     if progress is None:
-        progress = os.environ.get("OOC_PROGRESS", "1") != "0"
+        progress = progress_enabled()
     client = _current_client()
     bar = tqdm(total=len(tasks), desc=desc, unit="task", disable=not progress, leave=False)
     try:
