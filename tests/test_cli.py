@@ -157,3 +157,38 @@ def test_console_script_help() -> None:
     )
     for verb in ("run", "synth", "ingest", "history", "catalog"):
         assert verb in result.stdout
+
+
+def test_measure_verb_writes_results_and_pictures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ooc.synth import default_sample, render_labels
+
+    labels = render_labels(default_sample(seed=1, shape=(40, 40, 40)), "MicroCT")
+    np.save(tmp_path / "labels.npy", labels)
+    store = str(tmp_path / "labels.zarr")
+    ingest_args = [
+        "ingest",
+        str(tmp_path / "labels.npy"),
+        store,
+        "--sample-id",
+        "m1",
+        "--modality",
+        "MicroCT",
+        "--kind",
+        "labels",
+        "--voxel-size",
+        "2",
+        "--no-catalog",
+    ]
+    assert main(ingest_args) == 0
+    capsys.readouterr()
+    assert (
+        main(["measure", store, str(tmp_path / "results.zarr"), "--pore", "0", "--objects", "1"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    expected = np.bincount(labels.ravel(), minlength=3) / labels.size
+    assert f"phase fractions: 0 {expected[0]:.4f}, 1 {expected[1]:.4f}, 2 {expected[2]:.4f}" in out
+    assert (tmp_path / "results.objects.parquet").is_file()
+    assert (tmp_path / "results.pore_size.png").stat().st_size > 1000

@@ -192,6 +192,41 @@ def _cmd_synth(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _print_measurements(m: dict[str, Any]) -> None:
+    unit = {"micrometer": "µm", "nanometer": "nm"}.get(m["unit"], m["unit"])
+    fractions = ", ".join(f"{k} {v:.4f}" for k, v in m["fractions"].items())
+    ssa = ", ".join(f"{k} {v:.4g}" for k, v in m["ssa"].items())
+    d10, d50, d90 = m["pore_d10_d50_d90"]
+    obj = m["objects"]
+    print(f"  phase fractions: {fractions}")
+    print(f"  specific surface area (1/{unit}, Crofton): {ssa}")
+    print(
+        "  pore space connected face to face (z, y, x): "
+        + ", ".join(f"{v:.3f}" for v in m["pore_percolating"])
+    )
+    print(f"  pore size D10/D50/D90: {d10:g}/{d50:g}/{d90:g} {unit}")
+    print(
+        f"  {obj['phase']}: {obj['count']} objects, {obj['inside']} inside the volume, D50 {obj['d50']:.3g} {unit}"
+    )
+    print(f"  results: {m['results']}, {m['objects_table']}, pictures {', '.join(m['pictures'])}")
+
+
+def _cmd_measure(args: argparse.Namespace, settings: Settings) -> int:
+    from ooc_flows.measure import measure_flow
+
+    result = measure_flow(
+        labels=args.labels,
+        results=args.results,
+        pore=args.pore,
+        objects=args.objects,
+        connectivity=args.connectivity,
+        settings_overrides=_overrides(args),
+    )
+    print(f"{args.labels}: measured in {result['seconds']:.1f} s")
+    _print_measurements(result)
+    return 0
+
+
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from ooc_flows.pipeline import pipeline_flow
 
@@ -246,6 +281,16 @@ def _parser() -> argparse.ArgumentParser:
     ing.add_argument("--dataset", help="HDF5 input: the dataset's path")
     ing.add_argument("--no-catalog", action="store_true", help="do not register the store")
     ing.set_defaults(func=_cmd_ingest)
+
+    meas = sub.add_parser(
+        "measure", help="fractions, surfaces, connectivity, sizes of a label store"
+    )
+    meas.add_argument("labels", help="label volume store")
+    meas.add_argument("results", help="results store to write (.zarr; tables and pictures beside)")
+    meas.add_argument("--pore", help="phase name of the pore space (default the first phase)")
+    meas.add_argument("--objects", help="phase split into objects (default the second phase)")
+    meas.add_argument("--connectivity", type=int, choices=[6, 18, 26], default=6)
+    meas.set_defaults(func=_cmd_measure)
 
     hist = sub.add_parser("history", help="how a store was made (provenance)")
     hist.add_argument("store")

@@ -1,7 +1,8 @@
 """Flow: the whole pipeline on a synthetic three-scale sample (the README's main job).
 
 Today's stages: make the sample (TIFF stacks with ground truth), ingest every scan into a volume
-store, register it in the catalog, and summarise. Every stage skips work that is already
+store, register it in the catalog, measure each scan's labels (fractions, surfaces,
+connectivity, pore and object sizes) into a results store, and summarise. Every stage skips work that is already
 complete, so re-running after a failure finishes the job without redoing it.
 """
 
@@ -23,6 +24,10 @@ from ooc.metadata import VolumeMetadata
 from ooc.synth import SCALES, SampleSpec, default_sample, write_sample
 
 from ._runtime import current_run_id, settings_from
+from .measure import measure_task
+
+# the phase split into objects at each scale: grains in MicroCT, pores below it
+OBJECTS = {"MicroCT": "solid grain", "FIB-SEM": "pore", "TEM": "pore"}
 
 __all__ = ["pipeline_flow"]
 
@@ -164,4 +169,27 @@ def pipeline_flow(
                 )
                 register_store(output, settings_overrides)
                 stores[scale][kind] = output
-        return summarize(sample_json, stores, address)
+        summary = summarize(sample_json, stores, address)
+        measured = {
+            scale: measure_task(
+                urls["labels"],
+                str(root / scale / "results.zarr"),
+                "pore",
+                OBJECTS[scale],
+                6,
+                {**(settings_overrides or {}), "scheduler": address},
+            )
+            for scale, urls in stores.items()
+        }
+    lines = [summary["text"], ""]
+    for scale, m in measured.items():
+        unit = {"micrometer": "µm", "nanometer": "nm"}.get(m["unit"], m["unit"])
+        d10, d50, d90 = m["pore_d10_d50_d90"]
+        obj = m["objects"]
+        lines.append(
+            f"{scale:<8} porosity {m['porosity']:.3f}; pore SSA {m['ssa']['pore']:.3g}/{unit}; pore "
+            f"connected z/y/x {'/'.join(f'{v:.2f}' for v in m['pore_percolating'])}; pore size "
+            f"D10/D50/D90 {d10:g}/{d50:g}/{d90:g} {unit}; {obj['count']} {obj['phase']} objects, "
+            f"D50 {obj['d50']:.3g} {unit}"
+        )
+    return {**summary, "measure": measured, "text": "\n".join(lines)}

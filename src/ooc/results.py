@@ -32,7 +32,10 @@ def write_dataset(
     Numeric variables are compressed with Blosc/zstd; ``provenance`` is kept in the group's
     ``ooc_history`` attribute (as JSON text, so any nesting survives the round trip).
     """
-    ds = ds.copy()
+    # fixed-width unicode has no Zarr v3 spec yet (zarr warns); variable-length strings do
+    ds = ds.assign_coords(
+        {n: c.astype(object) for n, c in ds.coords.items() if c.dtype.kind == "U"}
+    ).assign({n: v.astype(object) for n, v in ds.data_vars.items() if v.dtype.kind == "U"})
     if provenance is not None:
         ds.attrs["ooc_history"] = json.dumps([provenance])
     encoding = {
