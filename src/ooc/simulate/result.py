@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -271,7 +270,7 @@ class FlowDirection:
 
     direction: str
     permeability_m2: float
-    permeability_mD: float
+    permeability_mD: float  # noqa: N815 (unit symbol)
     permeability_voxel2: float
     porosity: float
     percolating: bool
@@ -300,7 +299,7 @@ class PermeabilityResult:
         return {k: v.permeability_m2 for k, v in self.directions.items()}
 
     @property
-    def k_mD(self) -> dict[str, float]:
+    def k_mD(self) -> dict[str, float]:  # noqa: N802 (unit symbol)
         """Permeability per direction in millidarcy."""
         return {k: v.permeability_mD for k, v in self.directions.items()}
 
@@ -338,8 +337,3 @@ def _info_vars(rs: list[Any]) -> dict[str, Any]:
         "converged": ("direction", [r.info.converged for r in rs]),
         "solve_time_s": ("direction", [r.info.time_s for r in rs]),
     }
-
-
-def finite_or_inf(x: float) -> float:
-    """Map NaN to inf (used for tau of a non-percolating phase)."""
-    return math.inf if not math.isfinite(x) else x
