@@ -21,10 +21,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from ooc.io.store import STATUS_COMPLETE, VolumeStore
+from ooc.units import metres_per_unit
 
 __all__ = ["Entry", "register", "search"]
-
-_TO_METRE = {"nanometer": 1e-9, "micrometer": 1e-6, "millimeter": 1e-3, "meter": 1.0}
 
 
 class _Base(DeclarativeBase):
@@ -134,7 +133,7 @@ def register(
         "voxel_z": meta.voxel_size[0],
         "voxel_y": meta.voxel_size[1],
         "voxel_x": meta.voxel_size[2],
-        "voxel_m": max(meta.voxel_size) * _TO_METRE[meta.unit],
+        "voxel_m": max(meta.voxel_size) * metres_per_unit(meta.unit),
         "shape_z": arr.shape[0],
         "shape_y": arr.shape[1],
         "shape_x": arr.shape[2],
@@ -176,8 +175,11 @@ def search(
     voxel edge, in ``voxel_unit``, whatever unit each store uses; ``min_voxels`` bounds the
     voxel count; ``since``/``until`` bound the creation time.
     """
-    if voxel_unit not in _TO_METRE:
-        raise ValueError(f"voxel_unit {voxel_unit!r}: expected one of {sorted(_TO_METRE)}")
+    scale = metres_per_unit(voxel_unit)
+    if scale is None:
+        raise ValueError(
+            f"voxel_unit {voxel_unit!r}: not a known length unit (e.g. 'micrometer', 'nm')"
+        )
     query = select(_Volume)
     if sample:
         query = query.where(_Volume.sample_id.like(sample.replace("*", "%")))
@@ -185,7 +187,6 @@ def search(
         query = query.where(_Volume.modality == modality)
     if kind:
         query = query.where(_Volume.kind == kind)
-    scale = _TO_METRE[voxel_unit]
     # a relative tolerance so that 2.0 µm entered by a user matches 2e-6 m stored
     if min_voxel is not None:
         query = query.where(_Volume.voxel_m >= min_voxel * scale * (1 - 1e-9))

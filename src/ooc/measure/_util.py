@@ -17,27 +17,6 @@ import numpy as np
 
 Phases = Mapping[str, int] | Sequence[int] | None
 
-#: metres per unit, for the unit strings ``ooc`` writes in its metadata
-_METRES = {
-    "m": 1.0,
-    "mm": 1e-3,
-    "um": 1e-6,
-    "µm": 1e-6,
-    "μm": 1e-6,
-    "micrometer": 1e-6,
-    "micrometre": 1e-6,
-    "nm": 1e-9,
-    "nanometer": 1e-9,
-    "nanometre": 1e-9,
-    "angstrom": 1e-10,
-    "Å": 1e-10,
-}
-
-
-def metres_per_unit(unit: str) -> float | None:
-    """Metres in one ``unit`` (``"nm"``, ``"µm"``, ...), or ``None`` when the unit is unknown."""
-    return _METRES.get(unit.strip())
-
 
 def as_dask(labels: Any, name: str = "labels") -> da.Array:
     """Check a 3D integer (or boolean) array and return it as a dask array.

@@ -55,10 +55,10 @@ from ooc.measure._util import (
     core_view,
     direction_set,
     map_blocks_reduce,
-    metres_per_unit,
     overlap,
     resolve_phases,
 )
+from ooc.units import metres_per_unit
 
 __all__ = ["pair_transitions", "surface_area"]
 
