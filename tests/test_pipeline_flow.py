@@ -33,6 +33,11 @@ def test_pipeline_flow_end_to_end_and_rerun(tmp_path: Path) -> None:
         assert list(summary["measure"][row["scale"]]["fractions"].values()) == row["fractions"]
     assert summary["measure"]["MicroCT"]["objects"]["phase"] == "solid grain"
     assert Path(summary["measure"]["MicroCT"]["objects_table"]).is_file()
+    simulated = summary["simulate"]
+    assert simulated["route"] == "whole"
+    assert simulated["converged"]
+    assert all(t >= 1.0 for t in simulated["tau"].values())  # tau = eps D0 / D_eff >= 1
+    assert all(k > 0 for k in simulated["permeability_mD"].values())
     vol = ooc.open_volume(summary["stores"]["MicroCT"]["grey"])
     assert vol.attrs["history"][0]["run_id"]
     entries = search(catalog_url=load_settings(**overrides).resolved_catalog_url, sample="tiny")
@@ -48,6 +53,7 @@ def test_pipeline_flow_end_to_end_and_rerun(tmp_path: Path) -> None:
     assert again["rows"] == summary["rows"]
     # as JSON: with no grain wholly inside this tiny volume, object sizes are NaN (NaN != NaN)
     assert json.dumps(again["measure"]) == json.dumps(summary["measure"])
+    assert again["simulate"] == simulated
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items()), "a re-run rewrote chunks"
 
 

@@ -227,6 +227,74 @@ def _cmd_measure(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _name_values(items: list[str], option: str) -> dict[str, float]:
+    out = {}
+    for item in items:
+        name, sep, value = item.rpartition("=")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name:
+            raise ConfigError(f"{option} {item!r}: expected PHASE=NUMBER")
+    return out
+
+
+def _print_simulation(s: dict[str, Any]) -> None:
+    if s["route"] == "blocks":
+        print(
+            f"  block-wise property maps ({s['blocks']} blocks) in {s['results']} (simulate/blocks)"
+        )
+        return
+
+    def axes(d: dict[str, float], fmt: str) -> str:
+        return ", ".join(f"{k} {format(v, fmt)}" for k, v in d.items())
+
+    print(
+        f"  tortuosity factor: {axes(s['tau'], '.3f')}  (D_eff/D0 {axes(s['relative_diffusivity'], '.4f')})"
+    )
+    print(f"  relative conductivity: {axes(s['relative_conductivity'], '.4f')}")
+    print(f"  permeability (mD): {axes(s['permeability_mD'], '.4g')}")
+    print(f"  converged: {'yes' if s['converged'] else 'NO (see the results store)'}")
+
+
+def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from ooc.io import open_volume
+    from ooc.simulate.report import plan_simulation
+
+    if args.dry_run:
+        shape = open_volume(
+            args.labels, storage_options=settings.storage_options(args.labels)
+        ).shape
+        plan = plan_simulation(shape, block_shape=args.block)
+        gib = 2**30
+        print(
+            f"{args.labels}: {'x'.join(map(str, shape))} voxels, {plan['available'] / gib:.1f} GiB free"
+        )
+        for prop, route in plan["estimate"]["route"].items():
+            whole = plan["estimate"]["whole"][prop] / gib
+            print(f"  {prop}: whole volume {whole:.2f} GiB -> {route}")
+        print(f"  route: {plan['route']}")
+        return 0
+    if not args.results:
+        raise ConfigError("ooc simulate: give the results store to write (or --dry-run)")
+    from ooc_flows.simulate import simulate_flow
+
+    result = simulate_flow(
+        labels=args.labels,
+        results=args.results,
+        pore=args.pore,
+        phase_values=_name_values(args.phase_value, "--phase-value") or None,
+        porous_phases=_name_values(args.porous, "--porous") or None,
+        route=args.route,
+        block_shape=args.block,
+        settings_overrides=_overrides(args),
+    )
+    print(f"{args.labels}: simulated ({result['route']}) in {result['seconds']:.1f} s")
+    _print_simulation(result)
+    return 0
+
+
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from ooc_flows.pipeline import pipeline_flow
 
@@ -291,6 +359,29 @@ def _parser() -> argparse.ArgumentParser:
     meas.add_argument("--objects", help="phase split into objects (default the second phase)")
     meas.add_argument("--connectivity", type=int, choices=[6, 18, 26], default=6)
     meas.set_defaults(func=_cmd_measure)
+
+    sim = sub.add_parser("simulate", help="tortuosity, conductivity, permeability of a label store")
+    sim.add_argument("labels", help="label volume store")
+    sim.add_argument("results", nargs="?", help="results store to write (.zarr)")
+    sim.add_argument("--pore", default="pore", help="phase name of the pore space")
+    sim.add_argument(
+        "--phase-value",
+        nargs="*",
+        default=[],
+        metavar="PHASE=VALUE",
+        help="conductivity per phase (default pore=1, others 0)",
+    )
+    sim.add_argument(
+        "--porous",
+        nargs="*",
+        default=[],
+        metavar="PHASE=K_M2",
+        help="Brinkman phases and their permeability in m²",
+    )
+    sim.add_argument("--route", choices=["auto", "whole", "blocks"], default="auto")
+    sim.add_argument("--block", type=int, default=64, help="block edge for the block-wise route")
+    sim.add_argument("--dry-run", action="store_true", help="print the memory each route needs")
+    sim.set_defaults(func=_cmd_simulate)
 
     hist = sub.add_parser("history", help="how a store was made (provenance)")
     hist.add_argument("store")

@@ -2,7 +2,8 @@
 
 Today's stages: make the sample (TIFF stacks with ground truth), ingest every scan into a volume
 store, register it in the catalog, measure each scan's labels (fractions, surfaces,
-connectivity, pore and object sizes) into a results store, and summarise. Every stage skips work that is already
+connectivity, pore and object sizes) into a results store, simulate transport through the
+MicroCT labels (tortuosity factor, conductivity, permeability per axis), and summarise. Every stage skips work that is already
 complete, so re-running after a failure finishes the job without redoing it.
 """
 
@@ -25,9 +26,14 @@ from ooc.synth import SCALES, SampleSpec, default_sample, write_sample
 
 from ._runtime import current_run_id, settings_from
 from .measure import measure_task
+from .simulate import simulate_task
 
 # the phase split into objects at each scale: grains in MicroCT, pores below it
 OBJECTS = {"MicroCT": "solid grain", "FIB-SEM": "pore", "TEM": "pore"}
+# MicroCT transport: the grey micro-porous phase conducts and flows as a porous medium. Its
+# values are assumptions of the demo (about its porosity / tortuosity, and 1 mD) until
+# multiscale upscaling derives them from the FIB-SEM and TEM scans.
+MICROPOROUS = {"conductivity": 0.25, "permeability_m2": 1e-15}
 
 __all__ = ["pipeline_flow"]
 
@@ -181,6 +187,17 @@ def pipeline_flow(
             )
             for scale, urls in stores.items()
         }
+        cluster = {**(settings_overrides or {}), "scheduler": address}
+        simulated = simulate_task(
+            stores["MicroCT"]["labels"],
+            str(root / "MicroCT" / "results.zarr"),
+            "pore",
+            {"pore": 1.0, "micro-porous": MICROPOROUS["conductivity"]},
+            {"micro-porous": MICROPOROUS["permeability_m2"]},
+            "auto",
+            64,
+            cluster,
+        )
     lines = [summary["text"], ""]
     for scale, m in measured.items():
         unit = {"micrometer": "µm", "nanometer": "nm"}.get(m["unit"], m["unit"])
@@ -192,4 +209,16 @@ def pipeline_flow(
             f"D10/D50/D90 {d10:g}/{d50:g}/{d90:g} {unit}; {obj['count']} {obj['phase']} objects, "
             f"D50 {obj['d50']:.3g} {unit}"
         )
-    return {**summary, "measure": measured, "text": "\n".join(lines)}
+    if simulated["route"] == "whole":
+        axes = "zyx"
+        lines.append(
+            "MicroCT  tortuosity factor z/y/x "
+            + "/".join(f"{simulated['tau'][a]:.2f}" for a in axes)
+            + "; relative conductivity "
+            + "/".join(f"{simulated['relative_conductivity'][a]:.3f}" for a in axes)
+            + "; permeability "
+            + "/".join(f"{simulated['permeability_mD'][a]:.4g}" for a in axes)
+            + " mD"
+            + ("" if simulated["converged"] else " (NOT converged)")
+        )
+    return {**summary, "measure": measured, "simulate": simulated, "text": "\n".join(lines)}

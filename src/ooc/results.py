@@ -83,3 +83,40 @@ def read_table(url: str, *, storage_options: dict[str, Any] | None = None) -> pd
     fs, path = fsspec.url_to_fs(url, **(storage_options or {}))
     with fs.open(path, "rb") as f:
         return pd.read_parquet(f)
+
+
+def finished_step(
+    url: str,
+    step: str,
+    parameters: dict[str, Any],
+    *,
+    storage_options: dict[str, Any] | None = None,
+) -> dict[str, Any] | None:
+    """The summary a step stored with :func:`finish_step` if it ran with ``parameters``, else
+    None (and any stale summary of ``step`` is removed, since its groups are about to change)."""
+    try:
+        group = zarr.open_group(url, mode="a", storage_options=storage_options or None)
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError):
+        return None
+    done = group.attrs.get(f"{step}_summary")
+    if done and done["parameters"] == json.loads(json.dumps(parameters)):
+        return done["summary"]
+    group.attrs.pop(f"{step}_summary", None)
+    return None
+
+
+def finish_step(
+    url: str,
+    step: str,
+    parameters: dict[str, Any],
+    summary: dict[str, Any],
+    *,
+    storage_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Record that ``step`` finished writing its groups; returns the summary as stored (JSON),
+    so a re-run that finds it returns the same value. Written last: it marks completion."""
+    group = zarr.open_group(url, mode="a", storage_options=storage_options or None)
+    group.attrs[f"{step}_summary"] = json.loads(
+        json.dumps({"parameters": parameters, "summary": summary}, default=float)
+    )
+    return group.attrs[f"{step}_summary"]["summary"]

@@ -12,14 +12,12 @@ two-point correlation and chord lengths, and writes them next to each other:
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import dask.array as da
 import xarray as xr
-import zarr
 
 from ooc.io.volume import open_volume
 from ooc.measure.connectivity import phase_connectivity
@@ -30,7 +28,7 @@ from ooc.measure.plots import plot_distribution, plot_orthoslices
 from ooc.measure.surface import surface_area
 from ooc.measure.thickness import local_thickness, thickness_distribution
 from ooc.provenance import make_record
-from ooc.results import write_dataset, write_table
+from ooc.results import finish_step, finished_step, write_dataset, write_table
 
 __all__ = ["measure_store"]
 
@@ -87,11 +85,9 @@ def measure_store(
         "connectivity": connectivity,
         "block_shape": block_shape,
     }
-    done = _finished(results_url, parameters, storage_options)
+    done = finished_step(results_url, "measure", parameters, storage_options=storage_options)
     if done is not None:
         return done
-    root = zarr.open_group(results_url, mode="a", storage_options=storage_options or None)
-    root.attrs.pop("measure_summary", None)  # groups are about to change
     voxel, unit = tuple(meta["voxel_size"]), meta["unit"]
     phases = _phases(meta, labels)
     names = list(phases)
@@ -179,19 +175,4 @@ def measure_store(
         "seconds": time.perf_counter() - started,
     }
     # written last: its presence says every group above is complete
-    root.attrs["measure_summary"] = {"parameters": parameters, "summary": summary}
-    return root.attrs["measure_summary"]["summary"]  # as stored, so a re-run returns the same
-
-
-def _finished(
-    results_url: str, parameters: dict[str, Any], storage_options: dict[str, Any] | None
-) -> dict[str, Any] | None:
-    """The stored summary if ``results_url`` holds measurements made with ``parameters``."""
-    try:
-        group = zarr.open_group(results_url, mode="r", storage_options=storage_options or None)
-    except (FileNotFoundError, zarr.errors.GroupNotFoundError):
-        return None
-    done = group.attrs.get("measure_summary")
-    if done and done["parameters"] == json.loads(json.dumps(parameters)):
-        return done["summary"]
-    return None
+    return finish_step(results_url, "measure", parameters, summary, storage_options=storage_options)

@@ -1,0 +1,560 @@
+"""Benchmark: ooc.simulate against TauFactor and PoreSpy on the same images, in the same run.
+
+Every solve runs in its own subprocess (fresh interpreter) so its time and memory are its own:
+``peak MiB`` is the largest resident-set growth during the solve (sampled every 5 ms from
+``/proc/self/statm``; the interpreter, imports and the input image are not counted), and
+``ru_maxrss`` of the process is printed as well.
+
+Sections
+
+1. Tortuosity factor of the pore phase along axis 0 at equal accuracy: ooc
+   (``rtol=1e-3`` on the inlet/outlet flux balance), PoreSpy ``tortuosity_fd`` (``ftol=1e-3``,
+   the same flux-balance criterion, PyAMG inside) and TauFactor ``Solver(device="cpu")``
+   (``conv_crit=1e-3``).  Each tau is compared with a tight ooc reference (``rtol=1e-6``).
+   Images: the NMC electrode of ``../shared/data`` (when present), and seeded synthetic
+   256³ and 384³ images (thresholded Gaussian-filtered noise, 45 % pore).
+2. How ooc's time grows with the voxel count (64³ ... 384³) with the fitted exponent.
+3. Permeability (Stokes, MAC + MINRES) on a 256³ synthetic sample: time to converge,
+   iterations, unknowns and unknown-updates per second.
+4. ``--large``: a 512³ whole conduction solve and a block-wise diffusivity map of a lazily
+   generated 768³ volume (whole solve would need ~30 GB) with the process's peak memory.
+
+Peers are optional: they are imported only in their subprocess, from ``--peers-python``
+(default: this interpreter); rows say ``not installed`` when they do not import.
+
+Usage::
+
+    .venv/bin/python benchmarks/simulate.py                      # all but --large
+    .venv/bin/python benchmarks/simulate.py --quick              # 64³/96³ smoke run
+    .venv/bin/python benchmarks/simulate.py --peers-python /tmp/peers-venv/bin/python --large
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+NMC = ROOT / ".." / "shared" / "data" / "nmc_electrode" / "electrode.tiff"
+
+# --------------------------------------------------------------------------------------
+# child side (runs in a subprocess; imports only what its route needs)
+
+
+class _PeakRSS:
+    """Sample the resident set size in a thread; ``peak - base`` is the growth during a solve."""
+
+    def __init__(self) -> None:
+        self.page = os.sysconf("SC_PAGE_SIZE")
+        self.base = self._rss()
+        self.peak = self.base
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _rss(self) -> int:
+        try:
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * self.page
+        except OSError:  # not Linux: fall back to the high-water mark
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._rss())
+            time.sleep(0.005)
+
+    def __enter__(self) -> _PeakRSS:
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, self._rss())
+
+    @property
+    def growth_mib(self) -> float:
+        return (self.peak - self.base) / 2**20
+
+
+def _child(spec: dict) -> dict:
+    import numpy as np
+
+    route = spec["route"]
+    if spec.get("mem_cap_gb"):
+        # a MemoryError in this process instead of the kernel's OOM killer on a shared machine
+        cap = int(spec["mem_cap_gb"] * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    module = {"taufactor": "taufactor", "porespy": "porespy"}.get(route, "ooc.simulate")
+    try:
+        importlib.import_module(module)
+    except Exception as e:  # a peer that does not import
+        return {"error": f"not installed ({type(e).__name__})"}
+    try:
+        return _solve(spec, np)
+    except MemoryError:
+        return {"error": f"out of memory (cap {spec.get('mem_cap_gb')} GB)"}
+
+
+def _solve(spec: dict, np: Any) -> dict:
+    route = spec["route"]
+    if route == "taufactor":
+        import taufactor
+    elif route == "porespy":
+        import porespy
+    else:
+        import ooc.simulate as osim
+    im = np.load(spec["image"]) if spec.get("image") else None
+    axis = spec.get("axis", 0)
+    out: dict = {}
+    with _PeakRSS() as mem:
+        t0 = time.perf_counter()
+        if route == "ooc_tau":
+            r = osim.tortuosity(
+                im, spec.get("pore", 0), direction=axis, rtol=spec["rtol"], dtype=spec["dtype"]
+            )
+            d = r.directions["zyx"[axis]]
+            out = {
+                "tau": d.tortuosity,
+                "iterations": d.info.iterations,
+                "converged": d.info.converged,
+            }
+        elif route == "taufactor":
+            img = np.moveaxis(im == spec.get("pore", 0), axis, 0).astype(np.uint8)
+            s = taufactor.Solver(img, device="cpu")
+            s.solve(
+                verbose=False, conv_crit=spec["rtol"], iter_limit=spec.get("iter_limit", 100000)
+            )
+            tau = float(np.asarray(s.tau).ravel()[0])
+            out = {"tau": tau, "iterations": int(s.iter), "converged": bool(s.converged)}
+        elif route == "porespy":
+            res = porespy.simulations.tortuosity_fd(
+                im == spec.get("pore", 0), axis=axis, ftol=spec["rtol"]
+            )
+            out = {
+                "tau": float(res.tortuosity),
+                "iterations": None,
+                "converged": bool(getattr(res, "converged", True)),
+            }
+        elif route == "ooc_perm":
+            r = osim.permeability(
+                im,
+                pore_label=spec.get("pore", 0),
+                voxel_size=spec["voxel_size"],
+                direction=axis,
+                rtol=spec["rtol"],
+            )
+            d = r.directions["zyx"[axis]]
+            act = int(np.count_nonzero(im == spec.get("pore", 0)))
+            out = {
+                "k_m2": d.permeability_m2,
+                "k_mD": d.permeability_mD,
+                "iterations": d.info.iterations,
+                "converged": d.info.converged,
+                "unknowns": 4 * act,
+            }
+        elif route == "ooc_large_whole":
+            n = spec["n"]
+            vol = _synthetic(n, spec["seed"], spec["porosity"])
+            mem.base = mem._rss()  # the generated image is input, not solver memory
+            t0 = time.perf_counter()
+            r = osim.tortuosity(vol, 0, direction=0, rtol=spec["rtol"])
+            d = r.directions["z"]
+            out = {
+                "tau": d.tortuosity,
+                "iterations": d.info.iterations,
+                "converged": d.info.converged,
+            }
+        elif route == "ooc_large_blocks":
+            import dask
+            import dask.array as da
+
+            n, b = spec["n"], spec["block"]
+
+            def gen(block_info=None):
+                loc = block_info[None]["chunk-location"]
+                seed = spec["seed"] + 7919 * loc[0] + 104729 * loc[1] + 1299709 * loc[2]
+                return _synthetic(block_info[None]["chunk-shape"][0], seed, spec["porosity"])
+
+            vol = da.map_blocks(gen, chunks=((b,) * (n // b),) * 3, dtype=np.uint8)
+            with dask.config.set(scheduler="threads", num_workers=spec["workers"]):
+                ds = osim.property_map(
+                    vol,
+                    block_shape=b,
+                    voxel_size=1e-6,
+                    properties=("diffusivity",),
+                    direction="z",
+                    rtol=spec["rtol"],
+                )
+            t = ds.tortuosity.values
+            out = {
+                "tau": float(np.median(t)),
+                "iterations": None,
+                "converged": bool(ds.diffusivity_converged.all()),
+                "blocks": int(t.size),
+            }
+        else:
+            raise ValueError(route)
+        out["seconds"] = time.perf_counter() - t0
+    out["peak_mib"] = mem.growth_mib
+    out["maxrss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def _synthetic(n: int, seed: int, porosity: float):
+    """Seeded thresholded Gaussian-filtered noise: label 0 pore (``porosity``), 1 solid."""
+    import numpy as np
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(seed)
+    f = rng.standard_normal((n, n, n), dtype=np.float32)
+    f = ndi.gaussian_filter(f, 2.5, mode="wrap")
+    thr = np.quantile(f[:: max(1, n // 64)], porosity)
+    return (f > thr).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------------------
+# parent side
+
+
+def _run(spec: dict, python: str, timeout: float) -> dict:
+    env = dict(os.environ)
+    env.setdefault("MALLOC_ARENA_MAX", "2")
+    env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    cmd = [python, str(Path(__file__).resolve()), "--child", json.dumps(spec)]
+    try:
+        p = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, env=env, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"timeout > {timeout:.0f} s"}
+    for line in reversed(p.stdout.strip().splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    tail = (p.stderr or p.stdout).strip().splitlines()[-1:] or ["no output"]
+    return {"error": f"failed: {tail[0][:80]}"}
+
+
+def _fmt(x: object, spec: str = ".3g") -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return format(x, spec)
+    return str(x)
+
+
+def _table(rows: list[list[str]], header: list[str]) -> None:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
+    print(line)
+    print("-" * len(line))
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+    print()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--peers-python", default=sys.executable, help="interpreter with taufactor/porespy"
+    )
+    ap.add_argument("--quick", action="store_true", help="small images only (smoke run)")
+    ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--sizes", default="64,96,128,192,256,384", help="scaling sizes (edge, voxels)")
+    ap.add_argument("--peer-sizes", default="256,384", help="synthetic images compared with peers")
+    ap.add_argument("--perm-size", type=int, default=256)
+    ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per subprocess")
+    ap.add_argument("--peer-mem-gb", type=float, default=12.0, help="address-space cap of peers")
+    ap.add_argument("--json", help="also write all results to this JSON file")
+    ap.add_argument("--large", action="store_true", help="512³ whole solve + 768³ block-wise map")
+    ap.add_argument("--sections", default="1,2,3", help="sections to run (4 needs --large too)")
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(_child(json.loads(args.child))))
+        return
+
+    import numpy as np
+
+    if args.quick:
+        args.sizes, args.peer_sizes, args.perm_size = "48,64,96", "64", 48
+    tmp = Path(tempfile.mkdtemp(prefix="ooc-bench-sim-"))
+    py = sys.executable
+    report: dict[str, Any] = {"tortuosity": [], "scaling": [], "permeability": None, "large": []}
+    print(f"# ooc.simulate benchmark  (cpus: {os.cpu_count()}, peers: {args.peers_python})\n")
+
+    sections = {int(v) for v in args.sections.split(",") if v}
+    if args.large:
+        sections.add(4)
+
+    # ---- 1. tortuosity against peers ------------------------------------------------
+    images: list[tuple[str, Path]] = []
+    if 1 not in sections:
+        args.peer_sizes = ""
+    elif NMC.is_file() and not args.quick:
+        import tifffile
+
+        p = tmp / "nmc.npy"
+        np.save(p, tifffile.imread(NMC))
+        images.append(("NMC electrode 256³", p))
+    for n in (int(s) for s in args.peer_sizes.split(",") if s):
+        p = tmp / f"syn{n}.npy"
+        np.save(p, _synthetic(n, 42, 0.45))
+        images.append((f"synthetic {n}³", p))
+    rows = []
+    for name, path in images:
+        ref = _run(
+            {"route": "ooc_tau", "image": str(path), "rtol": 1e-6, "dtype": "float64"},
+            py,
+            args.timeout,
+        )
+        tau_ref = ref.get("tau")
+        results = [
+            (
+                f"ooc (rtol {rt:g})",
+                _run(
+                    {"route": "ooc_tau", "image": str(path), "rtol": rt, "dtype": "float32"},
+                    py,
+                    args.timeout,
+                ),
+            )
+            for rt in (1e-3, 1e-4)
+        ]
+        for peer in ("taufactor", "porespy"):
+            if args.no_peers:
+                results.append((peer, {"error": "skipped"}))
+            else:
+                results.append(
+                    (
+                        peer,
+                        _run(
+                            {
+                                "route": peer,
+                                "image": str(path),
+                                "rtol": 1e-3,
+                                "mem_cap_gb": args.peer_mem_gb,
+                            },
+                            args.peers_python,
+                            args.timeout,
+                        ),
+                    )
+                )
+        t_ooc = results[1][1].get("seconds")  # the ratio is to ooc at rtol 1e-4
+        report["tortuosity"].append({"image": name, "tau_ref": tau_ref, "results": dict(results)})
+        for tool, r in results:
+            if "error" in r:
+                rows.append([name, tool, r["error"], "-", "-", "-", "-", "-", "-"])
+                continue
+            err = abs(r["tau"] / tau_ref - 1) if tau_ref and math.isfinite(r["tau"]) else None
+            ratio = r["seconds"] / t_ooc if t_ooc else None
+            rows.append(
+                [
+                    name,
+                    tool,
+                    _fmt(r["tau"], ".4f"),
+                    _fmt(err, ".1e"),
+                    _fmt(r["seconds"], ".1f"),
+                    _fmt(ratio, ".1f") + "x" if ratio else "-",
+                    _fmt(r.get("iterations")),
+                    _fmt(r["peak_mib"], ".0f"),
+                    _fmt(r["maxrss_mib"], ".0f"),
+                ]
+            )
+        print(
+            f"  reference tau of {name} (ooc, rtol 1e-6, float64): {_fmt(tau_ref, '.5f')}",
+            flush=True,
+        )
+    if 1 in sections:
+        print(
+            "\n## 1. Tortuosity factor, pore phase, axis 0, at equal or better accuracy "
+            "(|err| against a tight reference; time ratio against ooc at rtol 1e-4)\n"
+        )
+        _table(
+            rows,
+            [
+                "image",
+                "tool",
+                "tau",
+                "|err| vs ref",
+                "seconds",
+                "time / ooc",
+                "iterations",
+                "peak MiB",
+                "maxrss MiB",
+            ],
+        )
+
+    # ---- 2. scaling -------------------------------------------------------------------
+    rows, pts = [], []
+    for n in (int(v) for v in args.sizes.split(",") if v and 2 in sections):
+        p = tmp / f"scale{n}.npy"
+        np.save(p, _synthetic(n, 7, 0.45))
+        r = _run(
+            {"route": "ooc_tau", "image": str(p), "rtol": 1e-3, "dtype": "float32"},
+            py,
+            args.timeout,
+        )
+        p.unlink()
+        if "error" in r:
+            rows.append([f"{n}³", r["error"], "-", "-", "-", "-"])
+            continue
+        nv = n**3
+        pts.append((nv, r["seconds"]))
+        report["scaling"].append({"n": n, **r})
+        rows.append(
+            [
+                f"{n}³",
+                _fmt(r["seconds"], ".2f"),
+                _fmt(r["iterations"]),
+                _fmt(r["seconds"] / nv * 1e9, ".0f"),
+                _fmt(r["peak_mib"], ".0f"),
+                _fmt(r["peak_mib"] * 2**20 / nv, ".0f"),
+            ]
+        )
+    if 2 in sections:
+        print("## 2. ooc tortuosity: time against voxel count (synthetic, 45 % pore, rtol 1e-3)\n")
+        _table(rows, ["size", "seconds", "iterations", "ns / voxel", "peak MiB", "bytes / voxel"])
+    if len(pts) >= 3:
+        x = np.log([p[0] for p in pts])
+        y = np.log([p[1] for p in pts])
+        big = x >= np.log(128**3) if (x >= np.log(128**3)).sum() >= 2 else np.ones_like(x, bool)
+        slope = np.polyfit(x[big], y[big], 1)[0]
+        used = ", ".join(f"{round(math.exp(v / 3))}³" for v in x[big])
+        print(f"  time ~ voxels^{slope:.2f} (least-squares fit over {used}; 1.00 = linear)\n")
+        report["scaling_exponent"] = float(slope)
+
+    # ---- 3. permeability ----------------------------------------------------------------
+    if 3 in sections:
+        _permeability_section(args, tmp, py, report)
+
+    # ---- 4. large volumes -----------------------------------------------------------------
+    if 4 in sections:
+        _large_section(args, py, report)
+    for f in tmp.iterdir():
+        f.unlink()
+    tmp.rmdir()
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1, default=str))
+
+
+def _permeability_section(args: Any, tmp: Path, py: str, report: dict) -> None:
+    import numpy as np
+
+    n = args.perm_size
+    p = tmp / f"perm{n}.npy"
+    np.save(p, _synthetic(n, 11, 0.45))
+    r = _run(
+        {"route": "ooc_perm", "image": str(p), "rtol": 1e-3, "voxel_size": 1e-6}, py, args.timeout
+    )
+    print(
+        f"## 3. Permeability (Stokes, MAC + MINRES/multigrid), synthetic {n}³, 45 % pore, voxel 1 µm\n"
+    )
+    report["permeability"] = {"n": n, **r}
+    if "error" in r:
+        print(f"  {r['error']}\n")
+    else:
+        ups = r["unknowns"] * r["iterations"] / r["seconds"]
+        _table(
+            [
+                [
+                    f"{n}³",
+                    _fmt(r["k_m2"], ".4g"),
+                    _fmt(r["k_mD"], ".1f"),
+                    _fmt(r["seconds"], ".1f"),
+                    _fmt(r["iterations"]),
+                    _fmt(r["unknowns"] / 1e6, ".1f"),
+                    _fmt(ups / 1e6, ".2f"),
+                    _fmt(r["peak_mib"], ".0f"),
+                    str(r["converged"]),
+                ]
+            ],
+            [
+                "size",
+                "k (m²)",
+                "k (mD)",
+                "seconds",
+                "iterations",
+                "unknowns (M)",
+                "M unknown-updates/s",
+                "peak MiB",
+                "converged",
+            ],
+        )
+
+
+def _large_section(args: Any, py: str, report: dict) -> None:
+    rows = []
+    r = _run(
+        {"route": "ooc_large_whole", "n": 512, "seed": 3, "porosity": 0.45, "rtol": 1e-3},
+        py,
+        args.timeout,
+    )
+    report["large"].append({"route": "512 whole", **r})
+    rows.append(
+        [
+            "512³ whole solve",
+            *(
+                [r["error"]]
+                if "error" in r
+                else [
+                    _fmt(r["tau"], ".4f"),
+                    _fmt(r["seconds"], ".0f"),
+                    _fmt(r["iterations"]),
+                    _fmt(r["peak_mib"], ".0f"),
+                    _fmt(r["maxrss_mib"], ".0f"),
+                ]
+            ),
+        ]
+    )
+    r = _run(
+        {
+            "route": "ooc_large_blocks",
+            "n": 768,
+            "block": 256,
+            "seed": 5,
+            "porosity": 0.45,
+            "rtol": 1e-3,
+            "workers": 2,
+        },
+        py,
+        args.timeout,
+    )
+    report["large"].append({"route": "768 blockwise", **r})
+    rows.append(
+        [
+            "768³ block-wise (27 x 256³)",
+            *(
+                [r["error"]]
+                if "error" in r
+                else [
+                    _fmt(r["tau"], ".4f") + " (median)",
+                    _fmt(r["seconds"], ".0f"),
+                    "-",
+                    _fmt(r["peak_mib"], ".0f"),
+                    _fmt(r["maxrss_mib"], ".0f"),
+                ]
+            ),
+        ]
+    )
+    print("## 4. Large volumes (tortuosity along z)\n")
+    _table(
+        [row + ["-"] * (6 - len(row)) for row in rows],
+        ["route", "tau", "seconds", "iterations", "peak MiB", "maxrss MiB"],
+    )
+
+
+if __name__ == "__main__":
+    main()

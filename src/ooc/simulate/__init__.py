@@ -1,0 +1,45 @@
+"""Image-based simulations on labelled voxel volumes.
+
+- :func:`conductivity` - effective conductivity (electrical, thermal, any diffusive transport)
+  of a multi-phase volume, per direction with the tensor column.
+- :func:`tortuosity` - relative effective diffusivity ``D_eff/D0`` and tortuosity factor
+  ``tau = porosity D0 / D_eff`` of one phase.
+- :func:`permeability` - absolute permeability (m², mD) by Stokes-Brinkman flow, with
+  sub-resolution porous phases.
+- :func:`property_map` - the same, block by block over a Dask array, as an ``xarray.Dataset``.
+- :func:`estimate_memory` - bytes each route needs, before running.
+
+Solvers are matrix-free finite volumes on the voxel grid with a geometric (aggregation) multigrid
+preconditioner; kernels run on NumPy or CuPy arrays alike.
+"""
+
+from ooc.simulate.blockwise import property_map
+from ooc.simulate.conduction import conductivity, tortuosity
+from ooc.simulate.memory import estimate_memory
+from ooc.simulate.result import (
+    ConductionDirection,
+    ConductionResult,
+    ConvergenceInfo,
+    ConvergenceWarning,
+    FlowDirection,
+    PermeabilityResult,
+    TortuosityDirection,
+    TortuosityResult,
+)
+from ooc.simulate.stokes import permeability
+
+__all__ = [
+    "ConductionDirection",
+    "ConductionResult",
+    "ConvergenceInfo",
+    "ConvergenceWarning",
+    "FlowDirection",
+    "PermeabilityResult",
+    "TortuosityDirection",
+    "TortuosityResult",
+    "conductivity",
+    "estimate_memory",
+    "permeability",
+    "property_map",
+    "tortuosity",
+]

@@ -1,0 +1,141 @@
+"""Kernels of ooc.simulate.multigrid against dense linear algebra on small grids."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import ooc.simulate.multigrid as mgm
+from ooc.simulate.multigrid import Multigrid, Stencil7, _dense_matrix, pcg, solver_threads
+
+
+def _random_operator(
+    shape: tuple[int, int, int],
+    periodic: tuple[bool, bool, bool],
+    seed: int = 0,
+    zero_fraction: float = 0.3,
+    mass: bool = False,
+) -> Stencil7:
+    rng = np.random.default_rng(seed)
+    k = rng.random(shape)
+    k[rng.random(shape) < zero_fraction] = 0.0
+    g = []
+    for a in range(3):
+        n = shape[a]
+        kh = np.roll(k, -1, axis=a)
+        s = k + kh
+        h = np.where(s > 0, 2 * k * kh / np.where(s > 0, s, 1), 0.0)
+        if not periodic[a] or n == 1:
+            idx = [slice(None)] * 3
+            idx[a] = n - 1
+            h[tuple(idx)] = 0.0
+        g.append(h)
+    d = np.zeros(shape)
+    d[0] += 2 * k[0]
+    d[-1] += 2 * k[-1]
+    dm = rng.random(shape) * 0.1 if mass else None
+    return Stencil7((g[0], g[1], g[2]), d_lap=d, d_mass=dm, periodic=periodic)
+
+
+SHAPES = [
+    ((9, 10, 7), (False, False, False)),
+    ((8, 6, 5), (True, False, True)),
+    ((5, 1, 6), (False, True, False)),
+]
+
+
+@pytest.mark.parametrize(("shape", "periodic"), SHAPES)
+@pytest.mark.parametrize("slab", [1 << 18, 37])
+def test_matvec_matches_dense(monkeypatch, shape, periodic, slab):
+    monkeypatch.setattr(mgm, "SLAB_ELEMENTS", slab)
+    op = _random_operator(shape, periodic, mass=True)
+    A = _dense_matrix(op)
+    assert np.allclose(A, A.T)
+    u = np.random.default_rng(1).random(shape)
+    out = np.empty(shape)
+    op.matvec(u, out, op.work_buffer(np.float64))
+    np.testing.assert_allclose(out.ravel(), A @ u.ravel(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(("shape", "periodic"), SHAPES)
+def test_flux_form_conserves(shape, periodic):
+    # sum of A u over all cells is sum d u exactly: face fluxes cancel in pairs
+    op = _random_operator(shape, periodic)
+    u = np.random.default_rng(2).random(shape).astype(np.float32)
+    out = np.empty(shape, np.float32)
+    op32 = Stencil7(
+        tuple(x.astype(np.float32) for x in op.g), d_lap=op.d.astype(np.float32), periodic=periodic
+    )
+    op32.matvec(u, out, op32.work_buffer(np.float32))
+    total = float(out.astype(np.float64).sum())
+    expect = float((op32.d.astype(np.float64) * u).sum())
+    assert abs(total - expect) <= 1e-5 * float(np.abs(out).sum())
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_jacobi_and_residual_match_whole_array_formulas(monkeypatch, threads):
+    monkeypatch.setattr(mgm, "SLAB_ELEMENTS", 50)
+    monkeypatch.setattr(mgm, "PARALLEL_MIN_ELEMENTS", 1)
+    shape, periodic = (11, 5, 4), (True, False, False)
+    op = _random_operator(shape, periodic)
+    A = _dense_matrix(op)
+    rng = np.random.default_rng(3)
+    b, x = rng.random(shape), rng.random(shape)
+    winv = np.where(np.diag(A) > 0, 0.8 / np.where(np.diag(A) > 0, np.diag(A), 1), 0).reshape(shape)
+    expect_r = b.ravel() - A @ x.ravel()
+    expect_x = x.ravel() + winv.ravel() * expect_r
+    with solver_threads(threads):
+        r = np.empty(shape)
+        op.residual(b, x, r, op.work_buffer(np.float64))
+        np.testing.assert_allclose(r.ravel(), expect_r, atol=1e-12)
+        op.jacobi(b, x, np.empty(shape), winv, op.work_buffer(np.float64))
+    np.testing.assert_allclose(x.ravel(), expect_x, atol=1e-12)
+
+
+def test_mixed_precision_residual():
+    shape, periodic = (6, 7, 5), (False, False, False)
+    op64 = _random_operator(shape, periodic)
+    op = Stencil7(tuple(g.astype(np.float32) for g in op64.g), d_lap=op64.d.astype(np.float32))
+    A = _dense_matrix(op)  # exact float64 matrix of the float32 coefficients
+    rng = np.random.default_rng(4)
+    x = rng.random(shape)
+    b = rng.random(shape).astype(np.float32)
+    r = np.empty(shape, np.float32)
+    op.residual(b, x, r, op.work_buffer(np.float64, 2))
+    np.testing.assert_allclose(r.ravel(), b.ravel() - A @ x.ravel(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(("shape", "periodic"), SHAPES)
+@pytest.mark.parametrize("gamma", [1, 2])
+def test_cycle_is_symmetric_positive_definite(shape, periodic, gamma):
+    # CG and MINRES need an SPD preconditioner: check the whole matrix of the cycle
+    op = _random_operator(shape, periodic, seed=5, mass=gamma == 2)
+    mg = Multigrid(op, coarse_size=8, gamma=gamma)
+    active = np.diag(_dense_matrix(op)) > 0
+    n = active.size
+    M = np.zeros((n, n))
+    for j in np.flatnonzero(active):
+        e = np.zeros(n)
+        e[j] = 1
+        M[:, j] = mg(e.reshape(shape)).ravel()
+    Ma = M[np.ix_(active, active)]
+    np.testing.assert_allclose(Ma, Ma.T, atol=1e-12 * np.abs(Ma).max())
+    assert np.linalg.eigvalsh(0.5 * (Ma + Ma.T)).min() > 0
+
+
+@pytest.mark.parametrize(("shape", "periodic"), SHAPES)
+def test_pcg_solves_the_dense_system(shape, periodic):
+    op = _random_operator(shape, periodic, seed=7)
+    A = _dense_matrix(op)
+    act = np.diag(A) > 0
+    rng = np.random.default_rng(8)
+    b = rng.random(shape) * act.reshape(shape)
+    # only right-hand sides in the range of A: drop components of singular (isolated) blocks
+    ref = np.zeros(A.shape[0])
+    ref[act] = np.linalg.lstsq(A[np.ix_(act, act)], b.ravel()[act], rcond=None)[0]
+    b = (A @ ref).reshape(shape)
+    x = np.zeros(shape)
+    info = pcg(op, b, x, Multigrid(op, coarse_size=8), max_iter=200, rtol=1e-12)
+    assert info.converged
+    np.testing.assert_allclose((A @ x.ravel()), b.ravel(), atol=1e-9 * np.abs(b).max())
+    assert info.iterations < 40
