@@ -33,6 +33,9 @@ def test_pipeline_flow_end_to_end_and_rerun(tmp_path: Path) -> None:
         assert list(summary["measure"][row["scale"]]["fractions"].values()) == row["fractions"]
     assert summary["measure"]["MicroCT"]["objects"]["phase"] == "solid grain"
     assert Path(summary["measure"]["MicroCT"]["objects_table"]).is_file()
+    segmented = summary["segment"]
+    assert segmented["scribbled_fraction"] <= 0.001
+    assert segmented["mean_iou"] > 0.6  # a tiny scan with few scribbles; the 0.9 bar is in tests/segment
     simulated = summary["simulate"]
     assert simulated["route"] == "whole"
     assert simulated["converged"]
@@ -54,6 +57,7 @@ def test_pipeline_flow_end_to_end_and_rerun(tmp_path: Path) -> None:
     # as JSON: with no grain wholly inside this tiny volume, object sizes are NaN (NaN != NaN)
     assert json.dumps(again["measure"]) == json.dumps(summary["measure"])
     assert again["simulate"] == simulated
+    assert again["segment"] == segmented
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items()), "a re-run rewrote chunks"
 
 

@@ -295,6 +295,60 @@ def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_features(args: argparse.Namespace, settings: Settings) -> int:
+    import ooc
+    from ooc.cluster import dask_client
+    from ooc.features import write_feature
+
+    with dask_client(settings):
+        vol = ooc.open_volume(args.volume, storage_options=settings.storage_options(args.volume))
+        url = write_feature(
+            vol,
+            args.output,
+            filter=args.filter,
+            sigma=args.sigma,
+            storage_options=settings.storage_options(args.output),
+        )
+    print(f"{args.filter} at sigma {args.sigma} written to {url}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from ooc_flows.segment import train_flow
+
+    path = train_flow(
+        volume=args.volume,
+        annotations=args.annotations,
+        model=args.model,
+        filters=json.loads(args.filters) if args.filters else None,
+        class_weight=args.class_weight,
+        settings_overrides=_overrides(args),
+    )
+    print(f"random forest saved to {path}")
+    return 0
+
+
+def _cmd_segment(args: argparse.Namespace, settings: Settings) -> int:
+    from ooc_flows.segment import segment_flow
+
+    out = segment_flow(
+        volume=args.volume,
+        model=args.model,
+        output=args.output,
+        settings_overrides=_overrides(args),
+    )
+    names = {int(k): v for k, v in out["class_names"].items()}
+    fractions = ", ".join(
+        f"{names.get(int(c), c)} {f:.3f}" for c, f in out["class_fractions"].items()
+    )
+    print(f"{args.volume}: segmented into {out['url']} ({out['group']}) in {out['seconds']:.1f} s")
+    print(f"  class fractions: {fractions}")
+    print("  most uncertain regions (add labels there next):")
+    for region in out["uncertain_regions"][:5]:
+        print(f"    {region}")
+    return 0
+
+
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from ooc_flows.pipeline import pipeline_flow
 

@@ -2,7 +2,8 @@
 
 Today's stages: make the sample (TIFF stacks with ground truth), ingest every scan into a volume
 store, register it in the catalog, measure each scan's labels (fractions, surfaces,
-connectivity, pore and object sizes) into a results store, simulate transport through the
+connectivity, pore and object sizes) into a results store, segment the MicroCT scan with a
+random forest trained from scribbles (scored against the ground truth), simulate transport through the
 MicroCT labels (tortuosity factor, conductivity, permeability per axis), and summarise. Every stage skips work that is already
 complete, so re-running after a failure finishes the job without redoing it.
 """
@@ -15,6 +16,7 @@ from typing import Any
 
 import dask.array as da
 import numpy as np
+import zarr
 from prefect import flow, task
 
 import ooc
@@ -26,10 +28,21 @@ from ooc.synth import SCALES, SampleSpec, default_sample, write_sample
 
 from ._runtime import current_run_id, settings_from
 from .measure import measure_task
+from .segment import segment_task, train_task
 from .simulate import simulate_task
 
 # the phase split into objects at each scale: grains in MicroCT, pores below it
 OBJECTS = {"MicroCT": "solid grain", "FIB-SEM": "pore", "TEM": "pore"}
+# ilastik's filters up to 3.5 voxels: the sample's grains are 16-32 voxels across
+SEGMENT_FILTERS = {
+    "gaussian": [0.0, 0.7, 1.0, 1.6, 3.5],
+    "gradient": [0.7, 1.0, 1.6],
+    "laplacian": [0.7, 1.0, 1.6],
+    "dog": [1.0, 1.6, 3.5],
+    "hessian": [0.7, 1.0, 1.6],
+    "structure": [0.7, 1.0],
+}
+
 # MicroCT transport: the grey micro-porous phase conducts and flows as a porous medium. Its
 # values are assumptions of the demo (about its porosity / tortuosity, and 1 mD) until
 # multiscale upscaling derives them from the FIB-SEM and TEM scans.
@@ -133,6 +146,46 @@ def _format(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+@task(name="segment-microct")
+def segment_microct(
+    grey: str, labels: str, folder: str, seed: int, overrides: dict[str, Any]
+) -> dict[str, Any]:
+    """Train a forest from scribbles on 0.1% of the voxels (drawn inside the ground truth, as a
+    person would), segment the whole scan, and score IoU against the ground truth."""
+    import tifffile
+
+    from ooc.results import finish_step, finished_step
+    from ooc.segment import iou, simulate_scribbles
+
+    output = f"{folder}/segmentation.zarr"
+    parameters = {"grey": grey, "labels": labels, "seed": seed, "filters": SEGMENT_FILTERS}
+    done = finished_step(output, "pipeline_segment", parameters)
+    if done is not None:
+        return done
+    truth = ooc.open_volume(labels).values
+    scribbles = simulate_scribbles(truth, fraction=0.001, seed=seed)  # class = label + 1
+    painted = np.zeros(truth.shape, dtype=np.uint8)
+    painted[tuple(scribbles.coords.T)] = scribbles.labels
+    tifffile.imwrite(f"{folder}/scribbles.tif", painted)  # a label TIFF, as a user would give
+    model = train_task(
+        grey, f"{folder}/scribbles.tif", f"{folder}/forest.model", SEGMENT_FILTERS, None, overrides
+    )
+    out = segment_task(grey, model, output, overrides)
+    predicted = (
+        zarr.open_array(output, path=f"{out['group']}/labels", mode="r")[...].astype(np.int16) - 1
+    )
+    scores = iou(predicted, truth)
+    summary = {
+        "output": output,
+        "model": model,
+        "scribbled_fraction": float(scribbles.fraction),
+        "iou": {str(k): v for k, v in scores.items()},
+        "mean_iou": float(np.nanmean(list(scores.values()))),
+        "uncertain_regions": out["uncertain_regions"][:3],
+    }
+    return finish_step(output, "pipeline_segment", parameters, summary)
+
+
 @flow(name="ooc-pipeline", validate_parameters=True)
 def pipeline_flow(
     seed: int = 0,
@@ -176,6 +229,14 @@ def pipeline_flow(
                 register_store(output, settings_overrides)
                 stores[scale][kind] = output
         summary = summarize(sample_json, stores, address)
+        cluster = {**(settings_overrides or {}), "scheduler": address}
+        segmented = segment_microct(
+            stores["MicroCT"]["grey"],
+            stores["MicroCT"]["labels"],
+            str(root / "MicroCT"),
+            seed,
+            cluster,
+        )
         measured = {
             scale: measure_task(
                 urls["labels"],
@@ -187,7 +248,6 @@ def pipeline_flow(
             )
             for scale, urls in stores.items()
         }
-        cluster = {**(settings_overrides or {}), "scheduler": address}
         simulated = simulate_task(
             stores["MicroCT"]["labels"],
             str(root / "MicroCT" / "results.zarr"),
@@ -198,7 +258,14 @@ def pipeline_flow(
             64,
             cluster,
         )
-    lines = [summary["text"], ""]
+    names = sample["scales"]["MicroCT"]["phases"]
+    lines = [
+        summary["text"],
+        "",
+        f"MicroCT  random forest from scribbles on {segmented['scribbled_fraction']:.2%} of the voxels: "
+        + ", ".join(f"IoU {names[int(k)]} {v:.3f}" for k, v in segmented["iou"].items())
+        + f" (mean {segmented['mean_iou']:.3f})",
+    ]
     for scale, m in measured.items():
         unit = {"micrometer": "µm", "nanometer": "nm"}.get(m["unit"], m["unit"])
         d10, d50, d90 = m["pore_d10_d50_d90"]
@@ -221,4 +288,10 @@ def pipeline_flow(
             + " mD"
             + ("" if simulated["converged"] else " (NOT converged)")
         )
-    return {**summary, "measure": measured, "simulate": simulated, "text": "\n".join(lines)}
+    return {
+        **summary,
+        "segment": segmented,
+        "measure": measured,
+        "simulate": simulated,
+        "text": "\n".join(lines),
+    }
