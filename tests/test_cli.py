@@ -192,3 +192,58 @@ def test_measure_verb_writes_results_and_pictures(
     assert f"phase fractions: 0 {expected[0]:.4f}, 1 {expected[1]:.4f}, 2 {expected[2]:.4f}" in out
     assert (tmp_path / "results.objects.parquet").is_file()
     assert (tmp_path / "results.pore_size.png").stat().st_size > 1000
+
+
+def test_train_and_segment_verbs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ooc.segment import simulate_scribbles
+    from ooc.synth import default_sample, render_scan
+
+    truth, grey = render_scan(default_sample(seed=2, shape=(32, 40, 40)), "MicroCT")
+    np.save(tmp_path / "grey.npy", grey)
+    store = str(tmp_path / "grey.zarr")
+    assert (
+        main(
+            [
+                "ingest",
+                str(tmp_path / "grey.npy"),
+                store,
+                "--sample-id",
+                "s1",
+                "--modality",
+                "MicroCT",
+                "--voxel-size",
+                "2",
+                "--no-catalog",
+            ]
+        )
+        == 0
+    )
+    scribbles = simulate_scribbles(truth, fraction=0.01, seed=0)
+    painted = np.zeros(truth.shape, np.uint8)
+    painted[tuple(scribbles.coords.T)] = scribbles.labels
+    tifffile.imwrite(tmp_path / "scribbles.tif", painted)
+    model = str(tmp_path / "forest.model")
+    assert (
+        main(
+            [
+                "train",
+                store,
+                str(tmp_path / "scribbles.tif"),
+                model,
+                "--filters",
+                '{"gaussian": [0, 1, 3.5], "hessian": [1.0]}',
+            ]
+        )
+        == 0
+    )
+    assert (tmp_path / "forest.model" / "model.json").is_file()
+    assert main(["segment", store, model, str(tmp_path / "seg.zarr")]) == 0
+    out = capsys.readouterr().out
+    assert "class fractions:" in out
+    assert "most uncertain regions" in out
+    assert (
+        main(
+            ["features", store, str(tmp_path / "f.zarr"), "--filter", "gaussian", "--sigma", "1.0"]
+        )
+        == 0
+    )

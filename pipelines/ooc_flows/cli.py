@@ -404,6 +404,36 @@ def _parser() -> argparse.ArgumentParser:
     ing.add_argument("--no-catalog", action="store_true", help="do not register the store")
     ing.set_defaults(func=_cmd_ingest)
 
+    feat = sub.add_parser("features", help="write one filter-bank feature of a volume")
+    feat.add_argument("volume")
+    feat.add_argument("output", help="store to write the feature to")
+    feat.add_argument(
+        "--filter",
+        required=True,
+        help="gaussian, gradient, laplacian, dog, hessian, structure, sobel, variance, entropy",
+    )
+    feat.add_argument("--sigma", type=float, required=True, help="scale, voxels")
+    feat.set_defaults(func=_cmd_features)
+
+    train = sub.add_parser(
+        "train", help="random forest from sparse labels (label TIFF/store or JSON)"
+    )
+    train.add_argument("volume")
+    train.add_argument("annotations")
+    train.add_argument("model", help="folder to save the model in (skops + JSON)")
+    train.add_argument(
+        "--filters",
+        help='JSON, e.g. {"gaussian": [0, 1, 3.5], "hessian": [1.6]} (default: ilastik\'s)',
+    )
+    train.add_argument("--class-weight", choices=["balanced"], help="balance rare classes")
+    train.set_defaults(func=_cmd_train)
+
+    seg = sub.add_parser("segment", help="labels, probabilities and uncertainty of a whole volume")
+    seg.add_argument("volume")
+    seg.add_argument("model")
+    seg.add_argument("output", help="results store (.zarr)")
+    seg.set_defaults(func=_cmd_segment)
+
     meas = sub.add_parser(
         "measure", help="fractions, surfaces, connectivity, sizes of a label store"
     )
