@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ooc.simulate import conductivity, permeability, tortuosity
-from ooc.simulate._xp import cupy_available
+from ooc.xp import cupy_available
 
 pytestmark = [
     pytest.mark.gpu,

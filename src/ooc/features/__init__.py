@@ -18,7 +18,6 @@
 (4, 20, 20, 20)
 """
 
-from ooc.features._xp import cupy_available, get_array_module
 from ooc.features.chunked import (
     Volume,
     as_volume,
@@ -31,6 +30,7 @@ from ooc.features.chunked import (
 from ooc.features.spec import DEFAULT_FILTERS, FILTERS, ILASTIK_SIGMAS, FeatureSpec
 from ooc.features.stack import feature_stack, features_at, iter_features
 from ooc.features.stats import intensity_range
+from ooc.xp import cupy_available, get_array_module
 
 __all__ = [
     "DEFAULT_FILTERS",

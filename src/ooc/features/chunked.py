@@ -18,9 +18,9 @@ import numpy as np
 import xarray as xr
 from dask.array.overlap import ensure_minimum_chunksize
 
-from ooc.features._xp import get_array_module
 from ooc.features.spec import FeatureSpec
 from ooc.features.stack import feature_stack
+from ooc.xp import get_array_module
 
 __all__ = [
     "Volume",

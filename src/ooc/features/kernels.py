@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ooc.features._xp import get_array_module, ndimage_module
+from ooc.xp import get_array_module, ndimage_module
 
 __all__ = [
     "difference_of_gaussians",

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from ooc.features import kernels
-from ooc.features._xp import get_array_module
 from ooc.features.spec import FILTERS, FeatureSpec
+from ooc.xp import get_array_module
 
 __all__ = ["feature_stack", "features_at", "iter_features"]
 

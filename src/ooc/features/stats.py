@@ -9,7 +9,7 @@ import dask
 import dask.array as da
 import numpy as np
 
-from ooc.features._xp import to_numpy
+from ooc.xp import to_numpy
 
 __all__ = ["intensity_range", "sample_chunks"]
 

@@ -23,11 +23,11 @@ import dask.array as da
 import numpy as np
 
 from ooc.features import FeatureSpec, as_volume, cupy_available, features_at, intensity_range
-from ooc.features._xp import to_numpy
 from ooc.features.chunked import map_blocks_with_halo
 from ooc.features.stack import feature_stack
 from ooc.provenance import make_record
 from ooc.segment.annotations import Annotations, load_annotations
+from ooc.xp import to_numpy
 
 __all__ = [
     "TrainedForest",

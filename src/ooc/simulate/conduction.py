@@ -35,7 +35,6 @@ from typing import Any
 
 import numpy as np
 
-from ooc.simulate._xp import get_array_module, ndimage_module, to_numpy
 from ooc.simulate.multigrid import Multigrid, Stencil7, pcg
 from ooc.simulate.result import (
     AXES,
@@ -46,6 +45,7 @@ from ooc.simulate.result import (
     TortuosityDirection,
     TortuosityResult,
 )
+from ooc.xp import get_array_module, ndimage_module, to_numpy
 
 __all__ = ["conductivity", "tortuosity"]
 

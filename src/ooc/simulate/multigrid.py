@@ -56,7 +56,7 @@ from typing import Any
 
 import numpy as np
 
-from ooc.simulate._xp import get_array_module, to_numpy
+from ooc.xp import get_array_module, to_numpy
 
 Array = Any  # numpy.ndarray or cupy.ndarray
 

@@ -64,7 +64,6 @@ from typing import Any
 
 import numpy as np
 
-from ooc.simulate._xp import get_array_module, ndimage_module, to_numpy
 from ooc.simulate.conduction import _check_volume, parse_directions, parse_voxel_size, spanning_mask
 from ooc.simulate.multigrid import Multigrid, Stencil7, _dot_serial, dot, parallel_planes
 from ooc.simulate.result import (
@@ -75,6 +74,7 @@ from ooc.simulate.result import (
     FlowDirection,
     PermeabilityResult,
 )
+from ooc.xp import get_array_module, ndimage_module, to_numpy
 
 __all__ = ["permeability"]
 

@@ -1,4 +1,4 @@
-"""Array-module helpers: find CuPy without importing it, pick ``scipy.ndimage`` or ``cupyx``."""
+"""Array-module helpers shared by every NumPy/CuPy kernel: find CuPy without importing it."""
 
 from __future__ import annotations
 
