@@ -2,7 +2,7 @@
 
 Every kernel takes a 2D or 3D array (any real dtype; computed in float32) and returns float32
 arrays of the same shape on the same device. The array module is taken from the input
-(:func:`~ooc.features._xp.get_array_module`), so a CuPy block runs on the GPU through
+(:func:`~ooc.xp.get_array_module`), so a CuPy block runs on the GPU through
 ``cupyx.scipy.ndimage`` and a NumPy block on the CPU through ``scipy.ndimage``; nothing here
 knows about Dask, files or chunks.
 
