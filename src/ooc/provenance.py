@@ -22,7 +22,14 @@ import dask
 
 import ooc
 
-__all__ = ["SEGMENT", "combine_digests", "file_digest_tasks", "make_record", "segment_digest"]
+__all__ = [
+    "SEGMENT",
+    "combine_digests",
+    "file_digest_tasks",
+    "input_digest",
+    "make_record",
+    "segment_digest",
+]
 
 SEGMENT = 256 * 2**20
 _BUFFER = 8 * 2**20
