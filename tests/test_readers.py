@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import h5py
@@ -22,6 +23,13 @@ def _write_stack(folder: Path, volume: np.ndarray, *, compression: str | None = 
     return folder
 
 
+def _write_interleaved(path: Path, volume: np.ndarray, *, bigtiff: bool) -> None:
+    """One IFD then its page's data, page after page, and no ImageDescription (as libtiff writes)."""
+    with tifffile.TiffWriter(path, bigtiff=bigtiff) as tif:
+        for plane in volume:
+            tif.write(plane, contiguous=False, metadata=None)
+
+
 def _write_input(kind: str, tmp_path: Path, volume: np.ndarray) -> tuple[Path, dict]:
     if kind == "tiff-stack":
         return _write_stack(tmp_path / "stack", volume), {}
@@ -33,6 +41,15 @@ def _write_input(kind: str, tmp_path: Path, volume: np.ndarray) -> tuple[Path, d
     if kind == "bigtiff":
         tifffile.imwrite(tmp_path / "v.btf", volume, bigtiff=True)
         return tmp_path / "v.btf", {}
+    if kind == "multipage-interleaved":
+        _write_interleaved(tmp_path / "v.tif", volume, bigtiff=False)
+        return tmp_path / "v.tif", {}
+    if kind == "imagej":
+        tifffile.imwrite(tmp_path / "v.tif", volume, imagej=True, metadata={"axes": "ZYX"})
+        return tmp_path / "v.tif", {}
+    if kind == "ome":
+        tifffile.imwrite(tmp_path / "v.ome.tif", volume, ome=True, metadata={"axes": "ZYX"})
+        return tmp_path / "v.ome.tif", {}
     if kind == "npy":
         np.save(tmp_path / "v.npy", volume)
         return tmp_path / "v.npy", {}
@@ -60,6 +77,9 @@ KINDS = [
     "tiff-stack-zlib",
     "multipage",
     "bigtiff",
+    "multipage-interleaved",
+    "imagej",
+    "ome",
     "npy",
     "hdf5",
     "raw-little",
@@ -110,13 +130,131 @@ def test_stack_with_a_missing_slice(tmp_path: Path, grey_volume: np.ndarray) -> 
         TiffStackReader(folder)
 
 
-def test_stack_with_a_truncated_slice(tmp_path: Path, grey_volume: np.ndarray) -> None:
-    folder = _write_stack(tmp_path / "s", grey_volume[:4])
-    path = folder / "slice_2.tif"
+# Where a truncation lands, for a file of 10 pages cut near page 5 (1-based). tifffile's own layout
+# ("contiguous": IFD 1, the data of all pages, then IFDs 2-10, and a shape description) and
+# libtiff's ("interleaved": IFD then data, page after page, no description), classic and BigTIFF.
+# Each case: the first page reported missing or cut, the detail, and the pages named.
+TRUNCATIONS = {
+    ("contiguous", "page-boundary"): (2, "IFD is at", "pages 2-10 are"),
+    ("contiguous", "inside-data"): (2, "IFD is at", "pages 2-10 are"),
+    ("contiguous", "inside-ifd"): (5, "IFD ends at", "pages 5-10 are"),
+    ("interleaved", "page-boundary"): (5, "IFD is at", "pages 5 onwards are"),
+    ("interleaved", "inside-data"): (5, "image data ends at", "pages 5 onwards are"),
+    ("interleaved", "inside-ifd"): (5, "IFD ends at", "pages 5 onwards are"),
+}
+
+
+@pytest.mark.parametrize("bigtiff", [False, True], ids=["classic", "bigtiff"])
+@pytest.mark.parametrize(("layout", "cut"), list(TRUNCATIONS))
+def test_truncated_multipage_tiff_is_refused(
+    tmp_path: Path,
+    grey_volume: np.ndarray,
+    caplog: pytest.LogCaptureFixture,
+    layout: str,
+    cut: str,
+    bigtiff: bool,
+) -> None:
+    path = tmp_path / "scan.tif"
+    if layout == "contiguous":
+        tifffile.imwrite(path, grey_volume[:10], bigtiff=bigtiff)
+    else:
+        _write_interleaved(path, grey_volume[:10], bigtiff=bigtiff)
+    with tifffile.TiffFile(path) as tif:
+        pages = [(p.offset, p.dataoffsets[0], p.databytecounts[0]) for p in tif.pages]
+    ifd, data, count = pages[4]
+    at = {"page-boundary": pages[3][1] + pages[3][2], "inside-data": data + count // 2}
+    size = at.get(cut, ifd + 10)
+    path.write_bytes(path.read_bytes()[:size])
+
+    first, detail, named = TRUNCATIONS[layout, cut]
+    where = {"IFD is at": pages[first - 1][0], "image data ends at": data + count}
+    expected = (
+        "10 pages expected from its ImageDescription (shape)"
+        if layout == "contiguous"
+        else f"its IFD chain continues after page {first - 1}"
+    )
+    number = rf"{where[detail]}" if detail in where else r"\d+"
+    with pytest.raises(InputError) as caught:
+        open_reader(path)
+    assert re.fullmatch(
+        rf"{re.escape(str(path))}: {re.escape(expected)}, but {named} missing or cut off "
+        rf"\(page {first}'s {detail} byte {number}; the file has {size} bytes\); "
+        "the file is truncated",
+        str(caught.value),
+    ), str(caught.value)
+    assert not caplog.records  # refused before tifffile walks the broken chain and logs
+
+
+def test_truncated_imagej_tiff_names_the_count_its_description_promises(
+    tmp_path: Path, grey_volume: np.ndarray
+) -> None:
+    source, _ = _write_input("imagej", tmp_path, grey_volume[:10])
+    with tifffile.TiffFile(source) as tif:
+        third = tif.pages[2]
+        size = third.dataoffsets[0] + third.databytecounts[0]
+    source.write_bytes(source.read_bytes()[:size])
+    with pytest.raises(
+        InputError, match=r"v\.tif: 10 pages expected from its ImageJ description, but pages 2-10"
+    ):
+        open_reader(source)
+
+
+def test_imagej_images_after_one_ifd_are_refused(tmp_path: Path, grey_volume: np.ndarray) -> None:
+    # ImageJ writes a stack over 4 GB as one IFD followed by the raw images
+    path = tmp_path / "big_imagej.tif"
+    tifffile.imwrite(
+        path, grey_volume[0], description="ImageJ=1.11a\nimages=5\nslices=5\n", metadata=None
+    )
+    path.write_bytes(path.read_bytes() + grey_volume[1:5].tobytes())
+    with pytest.raises(
+        InputError,
+        match=r"big_imagej\.tif: 5 pages expected from its ImageJ description, but its IFD chain "
+        r"holds 1; .* save the stack as BigTIFF",
+    ):
+        open_reader(path)
+
+
+def test_tiff_cut_inside_its_first_ifd(tmp_path: Path, grey_volume: np.ndarray) -> None:
+    path = tmp_path / "scan.btf"
+    tifffile.imwrite(path, grey_volume[:4], bigtiff=True, photometric="minisblack")
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(
+        InputError,
+        match=r"scan\.btf: no page lies whole in the file \(page 1's IFD ends at byte \d+; "
+        r"the file has 40 bytes\); the file is truncated",
+    ):
+        open_reader(path)
+
+
+def _corrupt(path: Path, how: str) -> str:
+    """Damage one slice file; returns the expected reason (a regex)."""
     data = path.read_bytes()
-    # tifffile writes the image data before the trailing tags; cut into the pixel data
-    path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(InputError, match=r"slice_2\.tif: (truncated|not a readable TIFF)"):
+    rng = np.random.default_rng(7)
+    if how == "zero-length":
+        path.write_bytes(b"")
+        return re.escape("empty file (0 bytes); expected a TIFF")
+    if how == "cut-in-data":
+        path.write_bytes(data[: len(data) // 2])
+        return (
+            r"1 page expected from its ImageDescription \(shape\), but page 1 is missing or cut "
+            rf"off \(page 1's image data ends at byte \d+; the file has {len(data) // 2} bytes\)"
+        )
+    if how == "random-bytes":
+        path.write_bytes(rng.integers(0, 256, len(data), dtype=np.uint8).tobytes())
+        return r"not a TIFF file \(starts with b'.*'; expected b'II\*\\x00'"
+    if how == "random-after-header":  # a TIFF header, then noise where its first IFD should be
+        path.write_bytes(data[:8] + rng.integers(0, 256, len(data) - 8, dtype=np.uint8).tobytes())
+        return r"page 1's IFD at byte 8 claims \d+ tags; corrupt"
+    raise AssertionError(how)
+
+
+@pytest.mark.parametrize(
+    "how", ["zero-length", "cut-in-data", "random-bytes", "random-after-header"]
+)
+def test_stack_with_a_damaged_slice(tmp_path: Path, grey_volume: np.ndarray, how: str) -> None:
+    folder = _write_stack(tmp_path / "s", grey_volume[:6])
+    reason = _corrupt(folder / "slice_2.tif", how)
+    with pytest.raises(InputError, match=rf"^{re.escape(str(folder / 'slice_2.tif'))}: {reason}"):
         TiffStackReader(folder)
 
 

@@ -7,10 +7,14 @@ small headers, so they pickle cheaply to Dask workers. Inputs are opened read-on
 
 from __future__ import annotations
 
+import json
+import math
+import os
 import re
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 import numpy as np
 import tifffile
@@ -48,16 +52,183 @@ class VolumeReader(Protocol):
         ...
 
 
-def _page_info(path: Path, page: tifffile.TiffPage) -> tuple[tuple[int, int], np.dtype]:
-    if page.samplesperpixel != 1 or len(page.shape) != 2:
-        raise InputError(f"{path}: page has shape {page.shape}; expected one grey channel (2D)")
-    size = path.stat().st_size
-    end = max(
-        (o + n for o, n in zip(page.dataoffsets, page.databytecounts, strict=True)), default=0
-    )
-    if end > size or 0 in page.databytecounts:
-        raise InputError(f"{path}: truncated; image data ends at byte {end}, file has {size}")
-    return (int(page.shape[0]), int(page.shape[1])), np.dtype(page.dtype)
+@dataclass(frozen=True)
+class _IfdChain:
+    """Where a TIFF's image file directories (IFDs, one per page) lie, as far as the file holds them.
+
+    ``offsets``: byte offset of each page's IFD that lies whole inside the file. ``cut``: when
+    the chain stops early, the 1-based number of the first page that is missing or cut and why.
+    """
+
+    offsets: list[int]
+    cut: tuple[int, str] | None
+
+
+def _ifd_chain(fh: BinaryIO, size: int, path: Path) -> _IfdChain:
+    """Walk a TIFF's IFD chain reading only the header, tag counts and next-IFD offsets.
+
+    Reads a few bytes per page, never tag values or pixel data. Classic TIFF and BigTIFF.
+    """
+    if size == 0:
+        raise InputError(f"{path}: empty file (0 bytes); expected a TIFF")
+    head = fh.read(16)
+    order = {b"II": "<", b"MM": ">"}.get(head[:2])
+    version = struct.unpack(order + "H", head[2:4])[0] if order and len(head) >= 8 else None
+    if version == 42:
+        count_fmt, entry_size, offset_fmt = "H", 12, "I"
+        first = struct.unpack(order + "I", head[4:8])[0]
+    elif version == 43 and len(head) == 16:
+        count_fmt, entry_size, offset_fmt = "Q", 20, "Q"
+        first = struct.unpack(order + "Q", head[8:16])[0]
+    else:
+        raise InputError(
+            f"{path}: not a TIFF file (starts with {head[:4]!r}; expected b'II*\\x00', "
+            "b'MM\\x00*' or BigTIFF's b'II+\\x00')"
+        )
+    if first == 0:
+        raise InputError(f"{path}: holds no image (its header points to no IFD)")
+    count_size = struct.calcsize(count_fmt)
+    offset_size = struct.calcsize(offset_fmt)
+    offsets: list[int] = []
+    seen: set[int] = set()
+    offset = first
+    while offset:
+        page = len(offsets) + 1
+        if offset in seen:
+            raise InputError(f"{path}: page {page}'s IFD points back to byte {offset}; corrupt")
+        if offset + count_size > size:
+            return _IfdChain(offsets, (page, f"page {page}'s IFD is at byte {offset}"))
+        fh.seek(offset)
+        entries = struct.unpack(order + count_fmt, fh.read(count_size))[0]
+        if entries > 4096:
+            raise InputError(
+                f"{path}: page {page}'s IFD at byte {offset} claims {entries} tags; corrupt"
+            )
+        end = offset + count_size + entries * entry_size + offset_size
+        if end > size:
+            return _IfdChain(offsets, (page, f"page {page}'s IFD ends at byte {end}"))
+        fh.seek(end - offset_size)
+        seen.add(offset)
+        offsets.append(offset)
+        offset = struct.unpack(order + offset_fmt, fh.read(offset_size))[0]
+    return _IfdChain(offsets, None)
+
+
+def _described_pages(page: tifffile.TiffPage) -> tuple[int, str] | None:
+    """Pages the first page's ImageDescription promises (ImageJ or tifffile's shape), if it says.
+
+    Only the first series is counted for tifffile's description, so the value is a lower bound.
+    OME-XML is not used: writers put it at the end of the file, the part a cut loses first, and
+    it may count planes that other files hold.
+    """
+    text = page.description or ""
+    yx = int(page.shape[-2]) * int(page.shape[-1]) if len(page.shape) >= 2 else 0
+    if text.startswith("ImageJ="):
+        found = re.search(r"^images=(\d+)$", text, flags=re.MULTILINE)
+        return (int(found.group(1)), "ImageJ description") if found else None
+    if text.startswith("{") and yx:
+        try:
+            shape = json.loads(text).get("shape")
+            n = math.prod(int(v) for v in shape)
+        except (ValueError, TypeError, AttributeError):
+            return None
+        return (n // yx, "ImageDescription (shape)") if n % yx == 0 else None
+    return None
+
+
+def _pages(n: int) -> str:
+    return f"{n} page" if n == 1 else f"{n} pages"
+
+
+def _page_span(first: int, last: int | None) -> str:
+    if last is None:
+        return f"pages {first} onwards are"
+    return f"page {first} is" if first == last else f"pages {first}-{last} are"
+
+
+def _inspect_tiff(path: Path) -> tuple[int, tuple[int, int], np.dtype]:
+    """Pages, page shape (y, x) and dtype of a grey TIFF, after checking the file holds them whole.
+
+    Walks the IFD chain, reads each page's tags and checks that every strip or tile lies inside
+    the file, and that the chain holds as many pages as the ImageDescription promises. Reads no
+    pixel data.
+
+    Raises
+    ------
+    InputError
+        One line naming the file, the first page missing or cut, and what was expected.
+    """
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            chain = _ifd_chain(fh, size, path)
+            if chain.cut is not None and not chain.offsets:
+                raise InputError(
+                    f"{path}: no page lies whole in the file ({chain.cut[1]}; the file has "
+                    f"{size} bytes); the file is truncated"
+                )
+            fh.seek(0)  # tifffile reads from the handle's position
+            with tifffile.TiffFile(fh, name=path.name) as tif:
+                return _check_pages(path, tif, chain, size)
+    except (tifffile.TiffFileError, OSError, struct.error) as err:
+        raise InputError(f"{path}: not a readable TIFF ({err})") from None
+
+
+def _check_pages(
+    path: Path, tif: tifffile.TiffFile, chain: _IfdChain, size: int
+) -> tuple[int, tuple[int, int], np.dtype]:
+    found = len(chain.offsets)
+    first = tif.pages[0]
+    described = _described_pages(first)
+    cut = chain.cut
+    kinds: set[tuple[tuple[int, ...], str, int]] = set()
+    for index in range(found):
+        page = tif.pages[index]
+        kinds.add((tuple(page.shape), str(page.dtype), page.samplesperpixel))
+        end = max(
+            (o + n for o, n in zip(page.dataoffsets, page.databytecounts, strict=True)),
+            default=0,
+        )
+        if end > size or not any(page.databytecounts):
+            where = (
+                f"page {index + 1}'s image data ends at byte {end}"
+                if end > size
+                else f"page {index + 1} has no image data"
+            )
+            cut = (index + 1, where)
+            break
+    if cut is not None:
+        if described is not None and described[0] >= cut[0]:
+            expect = f"{_pages(described[0])} expected from its {described[1]}"
+            last: int | None = described[0]
+        elif chain.cut is None:
+            expect, last = f"{_pages(found)} expected from its IFD chain", found
+        else:
+            expect, last = f"its IFD chain continues after page {cut[0] - 1}", None
+        raise InputError(
+            f"{path}: {expect}, but {_page_span(cut[0], last)} missing or cut off "
+            f"({cut[1]}; the file has {size} bytes); the file is truncated"
+        )
+    if described is not None and described[0] > found:
+        hint = (
+            "; ImageJ stores the images of a file over 4 GB as raw data after one page, "
+            "which ooc does not read: save the stack as BigTIFF"
+            if found == 1 and described[1] == "ImageJ description"
+            else "; the file is incomplete"
+        )
+        raise InputError(
+            f"{path}: {_pages(described[0])} expected from its {described[1]}, but its IFD chain "
+            f"holds {found}{hint}"
+        )
+    if len(kinds) != 1:
+        raise InputError(
+            f"{path}: pages differ in shape or dtype: {sorted(map(str, kinds))}; expected one "
+            "grey 2D image per page"
+        )
+    ((shape, dtype, samples),) = kinds
+    if samples != 1 or len(shape) != 2:
+        raise InputError(f"{path}: page has shape {shape}; expected one grey channel (2D)")
+    return found, (int(shape[0]), int(shape[1])), np.dtype(dtype)
 
 
 def _read_page(path: Path, index: int, rows: slice, cols: slice) -> np.ndarray:
@@ -116,30 +287,24 @@ class TiffStackReader:
                 f"{self.folder}: slice numbering has gaps; missing slice number(s) {gaps[:10]}"
                 + (" ..." if len(gaps) > 10 else "")
             )
-        first_shape: tuple[int, int] | None = None
-        first_dtype: np.dtype | None = None
+        first: tuple[tuple[int, int], np.dtype] | None = None
         for path in self.paths:
-            try:
-                with tifffile.TiffFile(path) as tif:
-                    if len(tif.pages) != 1:
-                        raise InputError(
-                            f"{path}: has {len(tif.pages)} pages; a slice folder needs one page "
-                            "per file (open a multi-page file on its own)"
-                        )
-                    shape, dtype = _page_info(path, tif.pages[0])
-            except (tifffile.TiffFileError, OSError) as err:
-                raise InputError(f"{path}: not a readable TIFF ({err})") from None
-            if first_shape is None:
-                first_shape, first_dtype = shape, dtype
-            elif shape != first_shape or dtype != first_dtype:
+            pages, shape, dtype = _inspect_tiff(path)
+            if pages != 1:
+                raise InputError(
+                    f"{path}: has {pages} pages; a slice folder needs one page per file "
+                    "(open a multi-page file on its own)"
+                )
+            if first is None:
+                first = (shape, dtype)
+            elif (shape, dtype) != first:
                 raise InputError(
                     f"{path}: slice is {shape[0]}x{shape[1]} {dtype}; expected "
-                    f"{first_shape[0]}x{first_shape[1]} {first_dtype} like {self.paths[0].name}"
+                    f"{first[0][0]}x{first[0][1]} {first[1]} like {self.paths[0].name}"
                 )
-        assert first_shape is not None
-        assert first_dtype is not None
-        self.shape = (len(self.paths), *first_shape)
-        self.dtype = first_dtype
+        assert first is not None
+        self.shape = (len(self.paths), *first[0])
+        self.dtype = first[1]
 
     def read(self, box: Box) -> np.ndarray:
         """Read ``box``; each slice file is opened once."""
@@ -161,23 +326,8 @@ class TiffFileReader:
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
-        try:
-            with tifffile.TiffFile(self.path) as tif:
-                pages = tif.pages
-                shapes = set()
-                dtype = None
-                for page in pages:
-                    shape, dtype = _page_info(self.path, page)
-                    shapes.add((shape, dtype))
-                if len(shapes) != 1:
-                    raise InputError(
-                        f"{self.path}: pages differ in shape or dtype: {sorted(map(str, shapes))}"
-                    )
-                ((yx, dtype),) = shapes
-                self.shape = (len(pages), *yx)
-                self.dtype = dtype
-        except (tifffile.TiffFileError, OSError) as err:
-            raise InputError(f"{self.path}: not a readable TIFF ({err})") from None
+        pages, yx, self.dtype = _inspect_tiff(self.path)
+        self.shape = (pages, *yx)
 
     def read(self, box: Box) -> np.ndarray:
         """Read ``box``, page by page."""
