@@ -159,7 +159,7 @@ def _inspect_tiff(path: Path) -> tuple[int, tuple[int, int], np.dtype]:
         One line naming the file, the first page missing or cut, and what was expected.
     """
     try:
-        with open(path, "rb") as fh:
+        with open(path, "rb", buffering=0) as fh:  # small reads; no 8 KiB read-ahead per page
             size = os.fstat(fh.fileno()).st_size
             chain = _ifd_chain(fh, size, path)
             if chain.cut is not None and not chain.offsets:
