@@ -10,7 +10,6 @@ float rounding, for any chunking. Chunks thinner than the halo are merged first.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import dask.array as da
@@ -20,6 +19,7 @@ from dask.array.overlap import ensure_minimum_chunksize
 
 from ooc.features.spec import FeatureSpec
 from ooc.features.stack import feature_stack
+from ooc.volume import Volume, as_volume
 from ooc.xp import get_array_module
 
 __all__ = [
@@ -31,97 +31,6 @@ __all__ = [
     "to_device",
     "write_feature",
 ]
-
-DEFAULT_CHUNK = 64
-"""Chunk edge used when an in-memory NumPy volume is wrapped into Dask."""
-
-
-@dataclass
-class Volume:
-    """A volume as a Dask array with its geometry (what every chunked operator works on).
-
-    ``voxel_size`` is per axis in ``unit``; ``coords`` maps dim name to voxel-centre
-    coordinates (``z``, ``y``, ``x`` for 3D, ``y``, ``x`` for 2D); ``attrs`` are the source's.
-    """
-
-    data: da.Array
-    voxel_size: tuple[float, ...]
-    unit: str = "voxel"
-    coords: dict[str, np.ndarray] = field(default_factory=dict)
-    attrs: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def dims(self) -> tuple[str, ...]:
-        """Dimension names, ``("z", "y", "x")`` or ``("y", "x")``."""
-        return ("z", "y", "x")[-self.data.ndim :]
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        """Shape in voxels."""
-        return tuple(int(n) for n in self.data.shape)
-
-
-def as_volume(
-    volume: Any,
-    *,
-    voxel_size: Sequence[float] | None = None,
-    chunks: int | Sequence[int] | None = None,
-) -> Volume:
-    """Wrap ``volume`` (an ``xarray.DataArray`` from :func:`ooc.open_volume`, a Dask or NumPy
-    array, or a :class:`Volume`) as a :class:`Volume`.
-
-    ``voxel_size`` overrides the source's (xarray ``attrs["voxel_size"]``, else the coordinate
-    steps, else 1 per axis); ``chunks`` rechunks (a NumPy array defaults to
-    :data:`DEFAULT_CHUNK`-voxel chunks).
-    """
-    if isinstance(volume, Volume):
-        vol = volume
-        if voxel_size is not None:
-            vol = Volume(
-                vol.data, tuple(float(v) for v in voxel_size), vol.unit, vol.coords, vol.attrs
-            )
-    elif isinstance(volume, xr.DataArray):
-        data = (
-            volume.data
-            if isinstance(volume.data, da.Array)
-            else da.from_array(np.asarray(volume.data), chunks=chunks or DEFAULT_CHUNK)
-        )
-        dims = ("z", "y", "x")[-volume.ndim :]
-        if tuple(volume.dims) != dims:
-            raise ValueError(f"a volume's dims must be {dims}, got {volume.dims}")
-        attrs = dict(volume.attrs)
-        coords = {d: np.asarray(volume[d].values, dtype=float) for d in dims if d in volume.coords}
-        vs = voxel_size or attrs.get("voxel_size")
-        if vs is None:
-            vs = [
-                float(coords[d][1] - coords[d][0]) if d in coords and len(coords[d]) > 1 else 1.0
-                for d in dims
-            ]
-        unit = attrs.get("unit") or next(
-            (volume[d].attrs.get("units") for d in dims if d in volume.coords), "voxel"
-        )
-        vol = Volume(data, tuple(float(v) for v in vs)[-volume.ndim :], str(unit), coords, attrs)
-    else:
-        data = volume if isinstance(volume, da.Array) else None
-        if data is None:
-            arr = np.asarray(volume)
-            data = da.from_array(arr, chunks=chunks or DEFAULT_CHUNK)
-        ndim = data.ndim
-        vs = tuple(float(v) for v in voxel_size) if voxel_size is not None else (1.0,) * ndim
-        vol = Volume(data, vs, "voxel" if voxel_size is None else "unit")
-    if vol.data.ndim not in (2, 3):
-        raise ValueError(f"volumes must be 2D or 3D, got shape {vol.data.shape}")
-    if len(vol.voxel_size) != vol.data.ndim or min(vol.voxel_size) <= 0:
-        raise ValueError(f"voxel_size needs {vol.data.ndim} positive values, got {vol.voxel_size}")
-    if not vol.coords:
-        vol.coords = {
-            d: (np.arange(n) * v).astype(float)
-            for d, n, v in zip(vol.dims, vol.shape, vol.voxel_size, strict=True)
-        }
-    if chunks is not None and not (isinstance(volume, np.ndarray)):
-        vol = Volume(vol.data.rechunk(chunks), vol.voxel_size, vol.unit, vol.coords, vol.attrs)
-    return vol
-
 
 def to_device(data: da.Array, device: str) -> da.Array:
     """Move a Dask array's blocks to ``"gpu"`` (CuPy) or ``"cpu"`` (NumPy); lazily."""

@@ -23,7 +23,7 @@ from ooc.io.store import STATUS_COMPLETE, Box, VolumeStore
 from ooc.metadata import VolumeMetadata
 from ooc.provenance import file_digest_tasks, input_digest, make_record
 
-__all__ = ["IngestReport", "ingest"]
+__all__ = ["IngestReport", "build_pyramid", "fingerprint", "ingest"]
 
 
 @dataclass(frozen=True)
@@ -66,14 +66,39 @@ def _downsample_region(
 ) -> dict[str, int]:
     store = VolumeStore(url, options)
     parent = store.array(level - 1)
+    lead = () if store.channels is None else (slice(None),)
     src = tuple(
-        slice(2 * b.start, min(2 * b.stop, s)) for b, s in zip(box, parent.shape, strict=True)
+        slice(2 * b.start, min(2 * b.stop, s))
+        for b, s in zip(box, parent.shape[len(lead) :], strict=True)
     )
-    block = downsample(np.asarray(parent[src]), kind)
+    data = np.asarray(parent[(*lead, *src)])
+    block = downsample(data, kind) if not lead else np.stack([downsample(c, kind) for c in data])
     return store.write_region(level, index, box, block, verify=verify)
 
 
-def _fingerprint(reader: VolumeReader) -> list[list[Any]]:
+def build_pyramid(
+    store: VolumeStore, kind: str, *, verify: bool, progress: bool | None = None
+) -> dict[str, int]:
+    """Write every coarser level of ``store`` from the one above it (mean for "grey", mode for
+    "labels"), region by region, skipping regions already flagged; returns chunk counts."""
+    counts = {"written": 0, "kept": 0, "skipped": 0}
+    name = store.url.rstrip("/").rsplit("/", 1)[-1]
+    for level in range(1, len(store.plan["levels"])):
+        pending = store.pending_regions(level)
+        counts["skipped"] += len(store.regions(level)) - len(pending)
+        tasks = [
+            dask.delayed(_downsample_region, pure=False)(
+                store.url, store.storage_options, level, idx, box, kind, verify
+            )
+            for idx, box in pending
+        ]
+        for r in run_tasks(tasks, desc=f"{name} pyramid level {level}", progress=progress):
+            counts["written"] += r["written"]
+            counts["kept"] += r["kept"]
+    return counts
+
+
+def fingerprint(reader: VolumeReader) -> list[list[Any]]:
     """Cheap identity of the input (names, sizes, modification times) for resuming safely."""
     out = []
     for path in reader.files():
@@ -95,6 +120,7 @@ def ingest(
     run_id: str | None = None,
     parameters: dict[str, Any] | None = None,
     progress: bool | None = None,
+    plan_extra: dict[str, Any] | None = None,
 ) -> IngestReport:
     """Write the scan read by ``reader`` to a volume store at ``url``, or finish an unfinished one.
 
@@ -118,6 +144,8 @@ def ingest(
         The orchestrator's run id (e.g. a Prefect flow run), recorded in the provenance.
     parameters
         Extra parameters to record in the provenance (e.g. the reader's options).
+    plan_extra
+        Entries added to the store's write plan (a resumed write must match them).
 
     Runs on the active Dask scheduler (a ``distributed.Client`` if one is active).
     """
@@ -136,7 +164,7 @@ def ingest(
         dtype=reader.dtype,
         chunks=chunks,
         metadata=metadata,
-        plan_extra={"source": _fingerprint(reader)},
+        plan_extra={"source": fingerprint(reader), **(plan_extra or {})},
         levels=levels,
         max_region_bytes=max_region_bytes,
         clevel=clevel,
@@ -178,18 +206,10 @@ def ingest(
         counts["kept"] += r["kept"]
     digest = input_digest(files, results[len(region_tasks) :])
 
-    for level in range(1, n_levels):
-        pending = store.pending_regions(level)
-        skipped += len(store.regions(level)) - len(pending)
-        tasks = [
-            dask.delayed(_downsample_region, pure=False)(
-                url, options, level, idx, box, metadata.kind, resumed
-            )
-            for idx, box in pending
-        ]
-        for r in run_tasks(tasks, desc=f"pyramid level {level}", progress=progress):
-            counts["written"] += r["written"]
-            counts["kept"] += r["kept"]
+    pyramid = build_pyramid(store, metadata.kind, verify=resumed, progress=progress)
+    counts["written"] += pyramid["written"]
+    counts["kept"] += pyramid["kept"]
+    skipped += pyramid["skipped"]
 
     record = make_record(
         "ingest",

@@ -80,33 +80,61 @@ def _boxes(shape: tuple[int, ...], step: tuple[int, ...]) -> Iterator[tuple[tupl
         yield tuple(o // st for o, st in zip(origin, step, strict=True)), box
 
 
-def _ome_attrs(meta: VolumeMetadata, shapes: list[tuple[int, ...]], name: str) -> dict[str, Any]:
+# distinct colours for label values 1, 2, ... (value 0 is transparent background)
+_LABEL_COLOURS = [
+    (230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66),
+    (0, 114, 178), (213, 94, 0), (204, 121, 167), (120, 120, 120),
+]  # fmt: skip
+
+
+def _ome_attrs(
+    meta: VolumeMetadata, shapes: list[tuple[int, ...]], name: str, channels: int | None
+) -> dict[str, Any]:
+    lead = [] if channels is None else [1.0]
     datasets = []
     for level in range(len(shapes)):
         factor = 2**level
         transforms: list[dict[str, Any]] = [
-            {"type": "scale", "scale": [v * factor for v in meta.voxel_size]}
+            {"type": "scale", "scale": [*lead, *(v * factor for v in meta.voxel_size)]}
         ]
         if level:
             # a coarse voxel's centre lies at the centre of the fine voxels it averages
             transforms.append(
                 {
                     "type": "translation",
-                    "translation": [v * (factor - 1) / 2 for v in meta.voxel_size],
+                    "translation": [
+                        *([0.0] * len(lead)),
+                        *(v * (factor - 1) / 2 for v in meta.voxel_size),
+                    ],
                 }
             )
         datasets.append({"path": str(level), "coordinateTransformations": transforms})
-    return {
+    axes = [{"name": a, "type": "space", "unit": meta.unit} for a in "zyx"]
+    if channels is not None:
+        axes.insert(0, {"name": "c", "type": "channel"})
+    attrs: dict[str, Any] = {
         "version": "0.5",
         "multiscales": [
             {
                 "name": name,
-                "axes": [{"name": a, "type": "space", "unit": meta.unit} for a in "zyx"],
+                "axes": axes,
                 "datasets": datasets,
                 "type": "mode" if meta.kind == "labels" else "mean",
             }
         ],
     }
+    if meta.kind == "labels" and meta.labels:
+        # NGFF image-label: viewers show the store as a label layer with these colours/names
+        values = sorted(int(v) for v in meta.labels)
+        attrs["image-label"] = {
+            "version": "0.5",
+            "colors": [
+                {"label-value": v, "rgba": [*_LABEL_COLOURS[i % len(_LABEL_COLOURS)], 255]}
+                for i, v in enumerate(values)
+            ],
+            "properties": [{"label-value": v, "class": meta.labels[str(v)]} for v in values],
+        }
+    return attrs
 
 
 @dataclass
@@ -140,6 +168,11 @@ class VolumeStore:
     def plan(self) -> dict[str, Any]:
         """How the store is being written: shape, dtype, chunks, level shapes, regions, source."""
         return self.attrs["ooc_store"]["plan"]
+
+    @property
+    def channels(self) -> int | None:
+        """Length of the leading channel axis, or None for a plain (z, y, x) volume."""
+        return self.plan.get("channels")
 
     def array(self, level: int = 0) -> zarr.Array:
         """The Zarr array of pyramid ``level``."""
@@ -178,9 +211,15 @@ class VolumeStore:
         levels: int | None = None,
         max_region_bytes: int = 64 * 2**20,
         clevel: int = 3,
+        channels: int | None = None,
+        regions: tuple[int, int, int] | None = None,
         storage_options: dict[str, Any] | None = None,
     ) -> tuple[VolumeStore, bool]:
         """Create the store, or reopen an unfinished one written with the same plan.
+
+        ``channels`` adds a leading channel axis ``c`` (e.g. one per class, for probabilities);
+        ``shape`` and ``chunks`` stay the spatial (z, y, x) ones. ``regions`` fixes level 0's
+        write-region shape (to write several stores region by region in step).
 
         Returns the store and whether it existed already (then its ``status`` tells whether
         anything is left to do). A store written with a different plan (other input, shape,
@@ -189,17 +228,22 @@ class VolumeStore:
         dtype = np.dtype(dtype)
         chunks = tuple(min(c, s) for c, s in zip(chunks, shape, strict=True))
         shapes = level_shapes(shape, chunks, levels)
+        itemsize = dtype.itemsize * (channels or 1)
+        # a coarser level's task reads 8x its output from the level above: budget / 8
+        grids = [
+            list(region_grid(s, chunks, itemsize, max_region_bytes // (8 if i else 1)))
+            for i, s in enumerate(shapes)
+        ]
+        if regions is not None:
+            grids[0] = list(regions)
         plan = {
             "shape": list(shape),
             "dtype": dtype.str,
             "chunks": list(chunks),
             "levels": [list(s) for s in shapes],
-            # a coarser level's task reads 8x its output from the level above: budget / 8
-            "regions": [
-                list(region_grid(s, chunks, dtype.itemsize, max_region_bytes // (8 if i else 1)))
-                for i, s in enumerate(shapes)
-            ],
+            "regions": grids,
             "clevel": clevel,
+            **({"channels": channels} if channels is not None else {}),
             **plan_extra,
         }
         plan = _jsonable(plan)
@@ -221,22 +265,23 @@ class VolumeStore:
         name = url.rstrip("/").rsplit("/", 1)[-1]
         group.attrs.update(
             {
-                "ome": _ome_attrs(metadata, shapes, name),
+                "ome": _ome_attrs(metadata, shapes, name, channels),
                 "ooc": metadata.to_dict(),
                 "ooc_store": {"status": STATUS_WRITING, "plan": plan},
                 "ooc_history": [],
             }
         )
         codec = blosc_codec(dtype, clevel)
+        lead = () if channels is None else (channels,)
         for level, lshape in enumerate(shapes):
             group.create_array(
                 str(level),
-                shape=lshape,
+                shape=(*lead, *lshape),
                 dtype=dtype,
-                chunks=chunks,
+                chunks=(*(1 for _ in lead), *chunks),
                 compressors=codec,
                 fill_value=0,
-                dimension_names=("z", "y", "x"),
+                dimension_names=(*("c" for _ in lead), "z", "y", "x"),
             )
         progress = group.create_group("_progress")
         for level, lshape in enumerate(shapes):
@@ -264,27 +309,32 @@ class VolumeStore:
     def write_region(
         self, level: int, index: tuple[int, ...], box: Box, data: np.ndarray, *, verify: bool
     ) -> dict[str, int]:
-        """Store ``data`` (the voxels of ``box``) chunk by chunk, then flag the region done.
+        """Store ``data`` (the voxels of ``box``; with channels first when the store has them)
+        chunk by chunk, then flag the region done.
 
         With ``verify``, chunks already stored with equal content are left as they are (after
         a crash, only missing, torn or different chunks are written). Returns chunk counts.
         """
         arr = self.array(level)
-        chunks = arr.chunks
+        lead = () if self.channels is None else (slice(None),)
+        chunks = arr.chunks[len(lead) :]
         written = kept = 0
         if not verify:
-            arr[box] = data
+            arr[(*lead, *box)] = data
             written = math.prod(
                 math.ceil((b.stop - b.start) / c) for b, c in zip(box, chunks, strict=True)
             )
         else:
-            local_shape = data.shape
+            local_shape = data.shape[len(lead) :]
             for _, local in _boxes(local_shape, chunks):
-                target = tuple(
-                    slice(b.start + s.start, b.start + s.stop)
-                    for b, s in zip(box, local, strict=True)
+                target = (
+                    *lead,
+                    *(
+                        slice(b.start + s.start, b.start + s.stop)
+                        for b, s in zip(box, local, strict=True)
+                    ),
                 )
-                block = data[local]
+                block = data[(*lead, *local)]
                 try:
                     same = np.array_equal(arr[target], block)
                 except Exception:  # a torn or undecodable chunk is rewritten

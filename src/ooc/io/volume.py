@@ -22,7 +22,9 @@ def open_volume(
 ) -> xr.DataArray:
     """A volume as a lazy ``DataArray`` with dims (z, y, x) and coordinates in its unit.
 
-    Nothing is read until values are needed; the Dask chunks are the store's chunks.
+    A store with a channel axis (per-class probabilities) has dims (c, z, y, x), ``c`` holding
+    the class label values. Nothing is read until values are needed; the Dask chunks are the
+    store's chunks.
     Coordinates are voxel centres from the OME-Zarr scale and translation of ``level``.
     ``attrs`` hold the metadata (voxel size, unit, modality, sample id...), the level, the
     url and the provenance records. An unfinished store is refused unless ``allow_incomplete``.
@@ -45,19 +47,23 @@ def open_volume(
     offset = [0.0, 0.0, 0.0]
     for t in datasets[level]["coordinateTransformations"]:
         if t["type"] == "scale":
-            scale = t["scale"]
+            scale = t["scale"][-3:]
         elif t["type"] == "translation":
-            offset = t["translation"]
+            offset = t["translation"][-3:]
     meta = attrs["ooc"]
-    coords = {
+    lead = data.ndim - 3
+    coords: dict[str, Any] = {
         dim: xr.Variable(
-            dim, offset[i] + scale[i] * np.arange(data.shape[i]), {"units": meta["unit"]}
+            dim, offset[i] + scale[i] * np.arange(data.shape[lead + i]), {"units": meta["unit"]}
         )
         for i, dim in enumerate("zyx")
     }
+    if lead:
+        classes = sorted(int(v) for v in meta.get("labels", {})) or list(range(data.shape[0]))
+        coords["c"] = xr.Variable("c", np.asarray(classes, dtype=np.int64))
     return xr.DataArray(
         data,
-        dims=("z", "y", "x"),
+        dims=("c", "z", "y", "x")[1 - lead :],
         coords=coords,
         name=meta["sample_id"],
         attrs={**meta, "level": level, "url": url, "history": attrs.get("ooc_history", [])},

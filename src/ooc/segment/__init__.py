@@ -4,14 +4,14 @@ The workflow (train, look, add labels, train again)::
 
     import ooc
     from ooc.features import FeatureSpec
-    from ooc.segment import load_annotations, train_forest, segment, save_model
+    from ooc.segment import load_annotations, train_forest, segmentation, save_model, uncertain_regions
 
     vol = ooc.open_volume("rock.zarr")                       # lazy (z, y, x), any size
     ann = load_annotations("scribbles.json", like=vol)       # boxes, points, strokes, slices
     model = train_forest(vol, ann, FeatureSpec())            # features only around labels
     save_model(model, "rock.model")                          # skops + JSON, no pickle
-    out = segment(vol, model, "rock-results.zarr")           # labels, probabilities, uncertainty
-    out["uncertain_regions"][:3]                             # where to add labels next
+    seg = segmentation(vol, model)                           # lazy labels, probabilities, uncertainty
+    uncertain_regions(seg["uncertainty"].data)[:3]           # where to add labels next
 
 - :func:`load_annotations` / :class:`Annotations` - sparse labels from JSON shapes, label
   TIFFs or stores, arrays, or labelled 2D slices.
@@ -20,7 +20,8 @@ The workflow (train, look, add labels, train again)::
   one task).
 - :func:`train_unet` / :func:`predict_unet` / :class:`TrainedUNet` - a PyTorch 3D U-Net from
   partial labels, resumable checkpoints, blended tiled inference (needs ``torch``).
-- :func:`segment` - a whole volume into a Zarr results store, with the most uncertain regions.
+- :func:`segmentation` - a whole volume's labels, probabilities and uncertainty, lazily (the
+  segment stage, :mod:`ooc.stages`, writes them as volume stores).
 - :func:`save_model` / :func:`load_model`; :func:`iou`, :func:`multi_otsu` and
   :func:`simulate_scribbles` for evaluation.
 """
@@ -31,7 +32,7 @@ from ooc.segment.annotations import Annotations, load_annotations, rasterize
 from ooc.segment.forest import TrainedForest, forest_probabilities, train_forest, training_features
 from ooc.segment.metrics import confusion_matrix, iou, match_labels, mean_iou, multi_otsu
 from ooc.segment.models import load_model, save_model
-from ooc.segment.pipeline import segment
+from ooc.segment.predict import segmentation
 from ooc.segment.scribbles import simulate_scribbles
 from ooc.segment.uncertainty import entropy, margin, uncertain_regions
 
@@ -63,7 +64,7 @@ __all__ = [
     "predict_unet",
     "rasterize",
     "save_model",
-    "segment",
+    "segmentation",
     "simulate_scribbles",
     "train_forest",
     "train_unet",
