@@ -1,4 +1,9 @@
-"""The Dask cluster a run uses, and running many small tasks on it with a progress bar."""
+"""The Dask cluster a run uses, and running many small tasks on it with a progress bar.
+
+A cluster ooc starts itself listens on 127.0.0.1 only, with no dashboard or other HTTP
+server; with TLS files configured it talks TLS too, so other users of a shared machine cannot
+submit work to it.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,19 @@ from typing import Any
 
 import dask
 from dask.delayed import Delayed
-from distributed import Client, LocalCluster, as_completed
+from distributed import Client, LocalCluster, Security, as_completed
 from tqdm.auto import tqdm
 
 from ooc.config import Settings, load_settings
+from ooc.errors import ConfigError
 
-__all__ = ["dask_client", "progress_enabled", "run_tasks"]
+__all__ = ["dask_client", "dask_security", "progress_enabled", "run_tasks"]
+
+_TLS_SETTINGS = {
+    "tls_ca_file": "OOC_TLS_CA_FILE",
+    "tls_cert": "OOC_TLS_CERT",
+    "tls_key": "OOC_TLS_KEY",
+}
 
 
 def progress_enabled() -> bool:
@@ -22,16 +34,64 @@ def progress_enabled() -> bool:
     return os.environ.get("OOC_PROGRESS", "1") != "0"
 
 
+def dask_security(settings: Settings) -> Security | None:
+    """The ``distributed.Security`` (TLS) that ``settings`` ask for, or None for plain TCP.
+
+    The same certificate and key serve the client, the scheduler and the workers, all signed
+    by ``tls_ca_file``; encryption is then required on every connection.
+
+    Raises
+    ------
+    ConfigError
+        When only some of the three TLS files are set, a file does not exist, the scheduler is
+        ``tls://`` without them, or they are set for a scheduler that is not ``tls://``.
+    """
+    files = {name: getattr(settings, name) for name in _TLS_SETTINGS}
+    given = {name for name, path in files.items() if path}
+    scheduler = settings.scheduler or ""
+    if not given:
+        if scheduler.startswith("tls://"):
+            raise ConfigError(
+                f"scheduler {scheduler!r} uses TLS but no certificates are configured; set "
+                "tls_ca_file, tls_cert and tls_key (OOC_TLS_CA_FILE, OOC_TLS_CERT, OOC_TLS_KEY)"
+            )
+        return None
+    missing = [f"{name} ({_TLS_SETTINGS[name]})" for name in _TLS_SETTINGS if name not in given]
+    if missing:
+        raise ConfigError(f"TLS is half configured: {', '.join(missing)} not set; set all three")
+    for name, path in files.items():
+        if not os.path.isfile(path):
+            raise ConfigError(f"{path}: file of setting '{name}' ({_TLS_SETTINGS[name]}) not found")
+    if scheduler and not scheduler.startswith("tls://"):
+        raise ConfigError(
+            f"scheduler {scheduler!r} is not a tls:// address but TLS files are configured; "
+            "use tls://host:port or unset tls_ca_file, tls_cert and tls_key"
+        )
+    cert, key = files["tls_cert"], files["tls_key"]
+    return Security(
+        tls_ca_file=files["tls_ca_file"],
+        tls_client_cert=cert,
+        tls_client_key=key,
+        tls_scheduler_cert=cert,
+        tls_scheduler_key=key,
+        tls_worker_cert=cert,
+        tls_worker_key=key,
+        require_encryption=True,
+    )
+
+
 @contextlib.contextmanager
 def dask_client(settings: Settings | None = None) -> Iterator[Client]:
     """A ``distributed.Client`` for the configured cluster, closed on exit.
 
     With ``settings.scheduler`` unset, a ``LocalCluster`` of ``n_workers`` processes is started
-    for the run and stopped afterwards; otherwise the client connects to that scheduler.
+    for the run on 127.0.0.1 (no dashboard) and stopped afterwards; otherwise the client
+    connects to that scheduler. TLS settings (:func:`dask_security`) apply to both.
     """
     settings = settings or load_settings()
+    security = dask_security(settings)
     if settings.scheduler:
-        with Client(settings.scheduler) as client:
+        with Client(settings.scheduler, security=security) as client:
             yield client
         return
     with (
@@ -41,11 +101,13 @@ def dask_client(settings: Settings | None = None) -> Iterator[Client]:
             memory_limit=settings.memory_limit,
             processes=True,
             host="127.0.0.1",
+            protocol="tls://" if security else None,
+            security=security,
             dashboard_address=None,
             # BLAS/Blosc threads would oversubscribe the cores Dask already uses
             env={"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
         ) as cluster,
-        Client(cluster) as client,
+        Client(cluster, security=security) as client,
     ):
         yield client
 
