@@ -201,8 +201,13 @@ def test_random_medium_converges_and_conserves_mass():
 
 def test_bad_input_is_refused():
     im = np.zeros((4, 4, 4), np.uint8)
-    with pytest.raises(ValueError, match="isotropic"):
-        permeability(im, voxel_size=(1e-6, 1e-6, 2e-6))
+    with pytest.raises(ValueError, match="voxel_size"):
+        permeability(im, voxel_size=(1e-6, 2e-6))
+    with pytest.raises(ValueError, match=r"porous_phases\[1\]"):
+        permeability(im, voxel_size=1e-6, porous_phases={1: -1e-15})
+    im[0] = 1
+    with pytest.raises(ValueError, match="every axis"):
+        permeability(im, voxel_size=1e-6, porous_phases={1: (1e-15, 0.0, 1e-15)})
     with pytest.raises(ValueError, match="voxel_size"):
         permeability(im, porous_phases={1: 1e-15})
     with pytest.raises(ValueError, match="drive"):

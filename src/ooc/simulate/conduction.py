@@ -100,7 +100,9 @@ def _check_volume(labels: Any, name: str = "labels") -> None:
         raise ValueError(f"{name} is empty: shape {labels.shape}")
 
 
-def phase_map(labels: Array, phase_values: Mapping[Any, float], dtype: Any) -> Array:
+def phase_map(
+    labels: Array, phase_values: Mapping[Any, float], dtype: Any, *, name: str = "phase_values"
+) -> Array:
     """Voxel array of per-phase values; every label present must have a value.
 
     Parameters
@@ -108,11 +110,13 @@ def phase_map(labels: Array, phase_values: Mapping[Any, float], dtype: Any) -> A
     labels : array, shape (nz, ny, nx), integer
     phase_values : mapping label -> value (finite, >= 0)
     dtype : floating dtype of the output
+    name : str
+        Parameter name used in error messages.
     """
     xp = get_array_module(labels)
     for lab, v in phase_values.items():
         if not (math.isfinite(float(v)) and float(v) >= 0):
-            raise ValueError(f"phase_values[{lab!r}] must be finite and >= 0; got {v!r}")
+            raise ValueError(f"{name}[{lab!r}] must be finite and >= 0; got {v!r}")
     if labels.dtype.kind in "ub" or (labels.dtype.kind == "i" and labels.dtype.itemsize <= 2):
         lo = int(labels.min())
         hi = int(labels.max())
@@ -126,7 +130,7 @@ def phase_map(labels: Array, phase_values: Mapping[Any, float], dtype: Any) -> A
         missing = [int(i) for i in np.flatnonzero(present) if np.isnan(lut[i])]
         if missing:
             raise ValueError(
-                f"labels {missing} occur in the volume but have no entry in phase_values "
+                f"labels {missing} occur in the volume but have no entry in {name} "
                 f"(given: {sorted(phase_values)})"
             )
         lut = np.nan_to_num(lut).astype(dtype)
@@ -142,10 +146,158 @@ def phase_map(labels: Array, phase_values: Mapping[Any, float], dtype: Any) -> A
     if not bool(covered.all()):
         bad = to_numpy(labels[~covered])[:1]
         raise ValueError(
-            f"label {int(bad[0])} occurs in the volume but has no entry in phase_values "
+            f"label {int(bad[0])} occurs in the volume but has no entry in {name} "
             f"(given: {sorted(phase_values)})"
         )
     return out
+
+
+def _value_kind(name: str, value: Any, shape: tuple[int, ...]) -> str:
+    """``"scalar"``, ``"axes"`` (three numbers), ``"field"`` (per voxel) or ``"axes_field"``."""
+    if isinstance(value, int | float | np.integer | np.floating):
+        return "scalar"
+    vshape = tuple(np.shape(value))
+    if vshape == ():
+        return "scalar"
+    if vshape == (3,):
+        return "axes"
+    if vshape == tuple(shape):
+        return "field"
+    if vshape == (3, *shape):
+        return "axes_field"
+    raise ValueError(
+        f"{name} must be a number, three numbers (z, y, x), an array of the volume's shape "
+        f"{tuple(shape)} or of shape {(3, *shape)}; got shape {vshape}"
+    )
+
+
+def _check_values(name: str, v: Array) -> None:
+    xp = get_array_module(v)
+    if not bool(xp.all(xp.isfinite(v))) or bool(xp.any(v < 0)):
+        raise ValueError(f"{name} must be finite and >= 0 everywhere")
+
+
+def phase_field(
+    labels: Array, phase_values: Mapping[Any, Any], dtype: Any, *, name: str = "phase_values"
+) -> Array | tuple[Array, Array, Array]:
+    """Per-voxel values from per-phase values that may be tensors or fields.
+
+    Parameters
+    ----------
+    labels : array of int, shape (nz, ny, nx)
+    phase_values : mapping label -> value
+        Each value is a number, three numbers (diagonal tensor, axes z, y, x), an array of the
+        volume's shape (one value per voxel, used where the voxel has this label) or an array of
+        shape (3, nz, ny, nx) (per voxel and axis).  Finite and >= 0.
+    dtype : floating dtype of the output
+    name : str
+        Parameter name used in error messages.
+
+    Returns
+    -------
+    array or tuple of three arrays
+        One array (nz, ny, nx) when every value is isotropic, else one array per axis.
+    """
+    xp = get_array_module(labels)
+    shape = tuple(labels.shape)
+    kinds = {lab: _value_kind(f"{name}[{lab!r}]", v, shape) for lab, v in phase_values.items()}
+    if all(k == "scalar" for k in kinds.values()):
+        return phase_map(
+            labels, {lab: float(v) for lab, v in phase_values.items()}, dtype, name=name
+        )
+    per_axis = any(k in ("axes", "axes_field") for k in kinds.values())
+    # labels without a scalar get 0 in the lookup table; their voxels are filled below
+    base = phase_map(
+        labels,
+        {lab: float(v) if kinds[lab] == "scalar" else 0.0 for lab, v in phase_values.items()},
+        dtype,
+        name=name,
+    )
+    out = [base, base.copy(), base.copy()] if per_axis else [base]
+    for lab, v in phase_values.items():
+        kind = kinds[lab]
+        if kind == "scalar":
+            continue
+        m = labels == lab
+        if kind == "axes":
+            vals = np.asarray(v, dtype=np.float64)
+            _check_values(f"{name}[{lab!r}]", vals)
+            for a in range(3):
+                out[a][m] = vals[a]
+            continue
+        arr = xp.asarray(v)
+        _check_values(f"{name}[{lab!r}]", arr[..., m] if kind == "axes_field" else arr[m])
+        for a in range(len(out)):
+            src = arr[a] if kind == "axes_field" else arr
+            out[a][m] = src[m].astype(dtype)
+    return (out[0], out[1], out[2]) if per_axis else out[0]
+
+
+def describe_values(phase_values: Mapping[Any, Any]) -> dict[Any, Any]:
+    """Phase values as recorded in a result: numbers and triples as given, fields summarised."""
+    out: dict[Any, Any] = {}
+    for lab, v in phase_values.items():
+        shape = tuple(np.shape(v))
+        if shape == ():
+            out[lab] = float(v)
+        elif shape == (3,):
+            out[lab] = tuple(float(x) for x in np.asarray(v))
+        else:
+            out[lab] = f"per-voxel field {shape}"
+    return out
+
+
+def largest_value(phase_values: Mapping[Any, Any]) -> float:
+    """Largest value among numbers, triples and fields (the default ``reference``)."""
+    best = 0.0
+    for v in phase_values.values():
+        xp = get_array_module(v) if hasattr(v, "shape") else np
+        best = max(best, float(xp.max(xp.asarray(v))))
+    return best
+
+
+def _face_components(
+    g: tuple[Array, Array, Array], conductive: Array, periodic: Sequence[bool]
+) -> tuple[Array, int]:
+    """Components of the graph of faces with positive conductance (like ``ndimage.label``).
+
+    Used when conductivities differ by axis and some are zero, where voxels that touch across a
+    face may still not be joined.  Labels 1..n on ``conductive`` cells, 0 elsewhere.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    gh = [to_numpy(x) for x in g]
+    shape = gh[0].shape
+    size = math.prod(shape)
+    idx = np.arange(size).reshape(shape)
+    rows, cols = [], []
+    for a in range(3):
+        n = shape[a]
+        if n < 2:
+            continue
+        lo = _sl(a, slice(0, n - 1))
+        hi = _sl(a, slice(1, n))
+        m = gh[a][lo] > 0
+        rows.append(idx[lo][m])
+        cols.append(idx[hi][m])
+        if periodic[a]:
+            last, first = _sl(a, slice(n - 1, n)), _sl(a, slice(0, 1))
+            m = gh[a][last] > 0
+            rows.append(idx[last][m])
+            cols.append(idx[first][m])
+    r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+    graph = coo_matrix((np.ones(r.size, np.int8), (r, c)), shape=(size, size))
+    _, lab = connected_components(graph, directed=False)
+    touched = to_numpy(conductive).reshape(-1)
+    # renumber the components of conductive cells 1..n, the rest 0
+    used = np.unique(lab[touched])
+    remap = np.zeros(lab.max() + 1 if lab.size else 1, np.int32)
+    remap[used] = np.arange(1, used.size + 1, dtype=np.int32)
+    out = np.where(touched, remap[lab], 0).reshape(shape)
+    xp = get_array_module(g[0])
+    return xp.asarray(out), int(used.size)
 
 
 def spanning_mask(
@@ -219,7 +371,7 @@ def _harmonic_into(out: Array, k1: Array, k2: Array, fac: float) -> None:
 
 
 def face_conductances(
-    k: Array,
+    k: Array | tuple[Array, Array, Array],
     periodic: Sequence[bool],
     spacing: tuple[float, float, float],
 ) -> tuple[Array, Array, Array]:
@@ -227,18 +379,20 @@ def face_conductances(
 
     Parameters
     ----------
-    k : float array (nz, ny, nx)
-        Voxel conductivities.
+    k : float array (nz, ny, nx), or one per axis
+        Voxel conductivities (per axis: faces normal to axis ``a`` use ``k[a]``).
     periodic : three bools
     spacing : (hz, hy, hx)
         Voxel size (any unit; 1 for voxel units).
     """
-    xp = get_array_module(k)
-    shape = k.shape
+    ks = tuple(k) if isinstance(k, tuple) else (k, k, k)
+    xp = get_array_module(ks[0])
+    shape = ks[0].shape
     out = []
     area = (spacing[1] * spacing[2], spacing[0] * spacing[2], spacing[0] * spacing[1])
     slab = max(1, (1 << 22) // max(1, shape[1] * shape[2]))
     for a in range(3):
+        k = ks[a]
         fac = area[a] / spacing[a]
         g = xp.zeros(shape, dtype=k.dtype)
         n = shape[a]
@@ -297,7 +451,7 @@ class _FluxMonitor:
 
 def _solve_direction(
     labels: Array,
-    phase_values: Mapping[Any, float],
+    phase_values: Mapping[Any, Any],
     dtype: Any,
     axis: int,
     *,
@@ -318,10 +472,18 @@ def _solve_direction(
     A = math.prod(shape[b] * spacing[b] for b in range(3) if b != axis)
     # Everything voxel-sized is rebuilt per direction so that only the solve's arrays are alive
     # while it runs.
-    k = phase_map(labels, phase_values, dtype)
-    conductive = k > 0
-    active = spanning_mask(conductive, axis, per, ndimage_module(xp).label(conductive))
-    del conductive
+    k = phase_field(labels, phase_values, dtype)
+    ks = k if isinstance(k, tuple) else (k,)
+    conductive = ks[0] > 0
+    for kb in ks[1:]:
+        conductive |= kb > 0
+    if len(ks) == 3 and any(bool(((kb == 0) & conductive).any()) for kb in ks):
+        # some voxels conduct along one axis but not another: join cells through faces only
+        comps = _face_components(face_conductances(k, per, spacing), conductive, per)
+    else:
+        comps = ndimage_module(xp).label(conductive)
+    active = spanning_mask(conductive, axis, per, comps)
+    del conductive, comps
     if active is None:
         info = ConvergenceInfo(0, 0.0, 0.0, 0.0, True, time.perf_counter() - t0, "not percolating")
         pot = flux = None
@@ -331,20 +493,22 @@ def _solve_direction(
         return ConductionDirection(
             name, 0.0, 0.0, np.zeros(3), False, 0.0, 0.0, info, potential=pot, flux=flux
         )
-    k *= active
+    for kb in ks:
+        kb *= active
     g = face_conductances(k, per, spacing)
     face_area = math.prod(spacing[b] for b in range(3) if b != axis)
     bfac = 2.0 * face_area / spacing[axis]
     n = shape[axis]
     first, last = _sl(axis, slice(0, 1)), _sl(axis, slice(n - 1, n))
-    g_in = (k[first] * bfac).astype(np.float64)
-    g_out = (k[last] * bfac).astype(np.float64)
-    d = xp.zeros(shape, dtype=k.dtype)
-    d[first] += k[first] * bfac
-    d[last] += k[last] * bfac
-    b = xp.zeros(shape, dtype=k.dtype)
-    b[first] = k[first] * bfac
-    del k
+    k_ax = ks[axis] if len(ks) == 3 else ks[0]
+    g_in = (k_ax[first] * bfac).astype(np.float64)
+    g_out = (k_ax[last] * bfac).astype(np.float64)
+    d = xp.zeros(shape, dtype=k_ax.dtype)
+    d[first] += k_ax[first] * bfac
+    d[last] += k_ax[last] * bfac
+    b = xp.zeros(shape, dtype=k_ax.dtype)
+    b[first] = k_ax[first] * bfac
+    del k, ks, k_ax
     weights = tuple(1.0 if i == axis else 0.0 for i in range(3))
     op = Stencil7(g, d_lap=d, periodic=per, lap_weights=weights)  # type: ignore[arg-type]
     mg = Multigrid(op, smooth=smooth)
@@ -432,7 +596,7 @@ def _solve_direction(
 
 def conductivity(
     labels: Array,
-    phase_values: Mapping[Any, float],
+    phase_values: Mapping[Any, Any],
     *,
     direction: str | int | Sequence[str | int] = ("z", "y", "x"),
     periodic: bool = False,
@@ -453,9 +617,12 @@ def conductivity(
     ----------
     labels : array of int, shape (nz, ny, nx)
         Phase label per voxel (NumPy, or CuPy to solve on the GPU).
-    phase_values : mapping label -> float
+    phase_values : mapping label -> value
         Conductivity (or diffusivity) of each phase, >= 0, in any unit - S/m, W/(m K), m²/s.  Every
-        label present in ``labels`` needs an entry.
+        label present in ``labels`` needs an entry.  A value is a number, three numbers (a
+        diagonal tensor: values along z, y, x), an array of the volume's shape (a per-voxel
+        field, read where the voxel has this label) or an array of shape (3, nz, ny, nx) (per
+        voxel and axis).  Faces normal to an axis take the harmonic mean of that axis' values.
     direction : "z", "y", "x", 0, 1, 2 or a sequence of them
         Driven axes (numpy axes 0, 1, 2).
     periodic : bool
@@ -465,7 +632,8 @@ def conductivity(
         Voxel edge length in metres; only its ratios matter to the effective value (anisotropic
         voxels), it sets the units of the returned flux fields.
     reference : float, optional
-        Value that ``relative`` is relative to; default the largest phase value.
+        Value that ``relative`` is relative to; default the largest phase value (of any axis
+        and voxel).
     rtol : float
         Stopping tolerance on the inlet/outlet flux imbalance and on the per-iteration change of
         the effective value.
@@ -492,7 +660,7 @@ def conductivity(
     if not phase_values:
         raise ValueError("phase_values must give a conductivity for every label")
     if reference is None:
-        reference = max(float(v) for v in phase_values.values())
+        reference = largest_value(phase_values)
     if rtol <= 0 or max_iter < 1:
         raise ValueError("rtol must be > 0 and max_iter >= 1")
     dtype = np.dtype(dtype)
@@ -516,7 +684,7 @@ def conductivity(
     return ConductionResult(
         directions=results,
         reference=float(reference),
-        phase_values=dict(phase_values),
+        phase_values=describe_values(phase_values),
         shape=tuple(labels.shape),  # type: ignore[arg-type]
         voxel_size=vs,
     )

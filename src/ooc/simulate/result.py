@@ -108,7 +108,7 @@ class ConductionResult:
 
     directions: dict[str, ConductionDirection]
     reference: float
-    phase_values: dict[Any, float]
+    phase_values: dict[Any, Any]
     shape: tuple[int, int, int]
     voxel_size: tuple[float, float, float] | None
 

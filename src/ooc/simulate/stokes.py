@@ -64,7 +64,13 @@ from typing import Any
 
 import numpy as np
 
-from ooc.simulate.conduction import _check_volume, parse_directions, parse_voxel_size, spanning_mask
+from ooc.simulate.conduction import (
+    _check_volume,
+    parse_directions,
+    parse_voxel_size,
+    phase_field,
+    spanning_mask,
+)
 from ooc.simulate.multigrid import Multigrid, Stencil7, _dot_serial, dot, parallel_planes
 from ooc.simulate.result import (
     AXES,
@@ -150,7 +156,10 @@ def _build_component(
     drive: int,
     pressure: bool,
     dtype: Any,
+    coef: tuple[float, float, float] = (1.0, 1.0, 1.0),
 ) -> _Component:
+    """One velocity component's operator; ``coef[b]`` scales its couplings along axis ``b``
+    (``(r_a / r_b)**2`` for anisotropic voxels, see :class:`_Saddle`)."""
     xp = get_array_module(stp)
     per_a = bool(periodic[a])
     lower, upper = _face_status(stp, a, n, per_a)
@@ -199,7 +208,7 @@ def _build_component(
                 )
                 Fn &= (lo_n == _FLUID) | (up_n == _FLUID)
                 wall = h_of[lo_n.astype(np.intp)] + h_of[up_n.astype(np.intp)]
-                wall = wall * (Ff * (1 - Fn.astype(dtype)))
+                wall = wall * (Ff * (1 - Fn.astype(dtype))) * coef[b]
                 if half:
                     # half control volumes on the inlet/outlet faces see only their inner half
                     first, last = _sl(a, 0), _sl(a, nf - 1)
@@ -209,9 +218,11 @@ def _build_component(
                     wall[last] = (h_of[lo_n[last].astype(np.intp)] * Ff[last]) * (
                         1 - Fn[last].astype(dtype)
                     )
+                    wall[first] *= coef[b]
+                    wall[last] *= coef[b]
                 d_lap += wall
                 if sign == +1:
-                    coup = Ff * Fn.astype(dtype) * w
+                    coup = Ff * Fn.astype(dtype) * w * coef[b]
                     if not periodic[b]:
                         coup[_sl(b, m - 1)] = 0
                     gb[...] = coup
@@ -241,18 +252,26 @@ def _build_component(
 
 
 class _Saddle:
-    """The MAC Stokes-Brinkman saddle-point operator and its block preconditioner."""
+    """The MAC Stokes-Brinkman saddle-point operator and its block preconditioner.
+
+    Anisotropic voxels (edges ``r = (r_z, r_y, r_x)`` in units of a reference length) keep the
+    system symmetric with unit-difference gradient and divergence: the unknowns of component
+    ``a`` are ``v_a = u_a / r_a`` (face flux per unit reference area), whose momentum equation,
+    multiplied by ``r_a``, has couplings ``(r_a / r_b)**2`` along axis ``b`` and drag
+    ``alpha_a r_a**2``.  Isotropic voxels (``r = 1``) give the plain voxel-unit system.
+    """
 
     def __init__(
         self,
         active: Array,
-        alpha: Array | None,
+        alpha: Array | tuple[Array, Array, Array] | None,
         drive: int,
         periodic: Sequence[bool],
         pressure: bool,
         dtype: Any,
         smooth: int,
         gamma: tuple[int, int] = (2, 1),
+        ratio: tuple[float, float, float] = (1.0, 1.0, 1.0),
     ) -> None:
         xp = get_array_module(active)
         self.xp = xp
@@ -263,10 +282,20 @@ class _Saddle:
         self.dtype = np.dtype(dtype)
         self.cell_active = active
         stp = _pad_status(active, drive, self.periodic, pressure)
-        self.comps = [
-            _build_component(stp, alpha, a, self.n, self.periodic, drive, pressure, self.dtype)
-            for a in range(3)
-        ]
+        self.ratio = tuple(float(r) for r in ratio)
+        if alpha is not None and not isinstance(alpha, tuple):
+            alpha = (alpha, alpha, alpha)  # isotropic drag
+        self.comps = []
+        for a in range(3):
+            coef = tuple((self.ratio[a] / self.ratio[b]) ** 2 for b in range(3))
+            alp = None
+            if alpha is not None:
+                alp = alpha[a] if self.ratio[a] == 1.0 else alpha[a] * self.ratio[a] ** 2
+            self.comps.append(
+                _build_component(
+                    stp, alp, a, self.n, self.periodic, drive, pressure, self.dtype, coef
+                )
+            )
         del stp
         self.mgs = [
             Multigrid(c.op, smooth=smooth, gamma=gamma[0], omega=MG_OMEGA, coarse_scale=MG_SCALE[0])
@@ -565,7 +594,7 @@ def _flow_rates(K: _Saddle, u: Array) -> tuple[float, float]:
 
 def _solve_flow(
     active: Array,
-    alpha: Array | None,
+    alpha: tuple[Array, Array, Array] | None,
     drive: int,
     *,
     periodic: Sequence[bool],
@@ -574,11 +603,16 @@ def _solve_flow(
     max_iter: int,
     dtype: Any,
     smooth: int,
+    ratio: tuple[float, float, float] = (1.0, 1.0, 1.0),
 ) -> tuple[list[Array], ConvergenceInfo, float, float]:
-    """Solve one direction; returns (solution [u0, u1, u2, p] in float64, info, q_in, q_out)."""
+    """Solve one direction; returns (solution [v0, v1, v2, p] in float64, info, q_in, q_out).
+
+    ``v_a = u_a / ratio[a]`` (see :class:`_Saddle`); the flow rates are sums of ``v`` over the
+    inlet and outlet faces.
+    """
     t0 = time.perf_counter()
     get_array_module(active)
-    K = _Saddle(active, alpha, drive, periodic, pressure, dtype, smooth)
+    K = _Saddle(active, alpha, drive, periodic, pressure, dtype, smooth, ratio=ratio)
     n = K.n
     A_cross = math.prod(n[b] for b in range(3) if b != drive)
     L = n[drive]
@@ -587,7 +621,7 @@ def _solve_flow(
     if pressure:
         b[drive][_sl(drive, 0)] = K.comps[drive].active[_sl(drive, 0)]  # p_in = 1 at face 0
     else:
-        b[drive][...] = K.comps[drive].active
+        b[drive][...] = K.comps[drive].active * ratio[drive]  # unit force times r_a
     high = np.dtype(dtype) != np.float64
     x_tot = K.zeros(np.float64) if high else None
     x = K.zeros()
@@ -674,12 +708,57 @@ def _solve_flow(
     return sol, info, q_in, q_out
 
 
+def _porous_drag(
+    labels: Array,
+    porous_phases: Mapping[Any, Any],
+    h0: float,
+    dtype: Any,
+) -> tuple[tuple[Array, Array, Array], Array]:
+    """Drag ``mu / k`` per axis in reference units (``h0**2 / k``) and the porous-voxel mask.
+
+    A value is a permeability in m²: a number, three numbers (z, y, x), a per-voxel field or a
+    per-voxel field per axis (see :func:`ooc.simulate.conduction.phase_field`).  A voxel whose
+    permeability is 0 along every axis is impermeable solid.
+    """
+    xp = get_array_module(labels)
+    values = dict(porous_phases)
+    k = phase_field(
+        labels,
+        {**values, **dict.fromkeys(_other_labels(labels, values), 0.0)},
+        np.float64,
+        name="porous_phases",
+    )
+    ks = k if isinstance(k, tuple) else (k, k, k)
+    porous = (ks[0] > 0) | (ks[1] > 0) | (ks[2] > 0)
+    for kb in ks:
+        if bool(((kb == 0) & porous).any()):
+            raise ValueError(
+                "porous_phases: a porous voxel needs a permeability > 0 along every axis "
+                "(0 along all three makes it solid)"
+            )
+    alpha = []
+    for kb in ks if isinstance(k, tuple) else (ks[0],):
+        al = xp.zeros(labels.shape, dtype=np.dtype(dtype))
+        al[porous] = ((h0 * h0) / kb[porous]).astype(dtype)
+        alpha.append(al)
+    out = (alpha[0], alpha[1], alpha[2]) if len(alpha) == 3 else (alpha[0],) * 3
+    return out, porous  # type: ignore[return-value]
+
+
+def _other_labels(labels: Array, given: Mapping[Any, Any]) -> list[int]:
+    """Labels present in ``labels`` and not in ``given``."""
+    xp = get_array_module(labels)
+    present = [int(v) for v in to_numpy(xp.unique(labels))]
+    keys = {int(k) for k in given}
+    return [v for v in present if v not in keys]
+
+
 def permeability(
     labels: Array,
     *,
     pore_label: Any = 0,
     voxel_size: float | Sequence[float] | None = None,
-    porous_phases: Mapping[Any, float] | None = None,
+    porous_phases: Mapping[Any, Any] | None = None,
     direction: str | int | Sequence[str | int] = ("z", "y", "x"),
     drive: str = "pressure",
     periodic: bool = False,
@@ -698,11 +777,15 @@ def permeability(
     pore_label : int
         Label of the free-fluid phase (ignored for a boolean array).
     voxel_size : float or (dz, dy, dx), optional
-        Voxel edge in metres (isotropic voxels are required: three equal numbers).  Without it the
+        Voxel edge in metres; the edges may differ (anisotropic voxels, e.g. FIB-SEM slices
+        thicker than the in-plane pixels).  Without it the voxels are unit cubes and the
         permeability is reported in voxel² only (``permeability_m2`` then equals it, mD is NaN).
     porous_phases : mapping label -> permeability in m², optional
         Sub-resolution porous phases (Darcy-Brinkman); every other label is impermeable solid.
-        Needs ``voxel_size``.
+        A value is a number, three numbers (a diagonal permeability tensor: z, y, x), an array
+        of the volume's shape (per-voxel permeability, read where the voxel has this label) or
+        an array of shape (3, nz, ny, nx) (per voxel and axis); 0 makes a voxel solid.  Needs
+        ``voxel_size``.
     direction : "z", "y", "x", 0, 1, 2 or a sequence of them
         Driven axes.
     drive : {"pressure", "body_force"}
@@ -725,39 +808,36 @@ def permeability(
     Returns
     -------
     PermeabilityResult
-        Per direction ``permeability_m2``, ``permeability_mD``, ``permeability_voxel2``, the
-        porosity (free-fluid fraction), the convergence record and optional fields.
+        Per direction ``permeability_m2``, ``permeability_mD``, ``permeability_voxel2`` (in
+        units of the reference length ``h0 = (dz dy dx)**(1/3)`` squared, the voxel edge for
+        cubic voxels), the porosity (free-fluid fraction), the convergence record and optional
+        fields.
     """
     _check_volume(labels)
     dirs = parse_directions(direction)
     vs = parse_voxel_size(voxel_size)
-    if vs is not None and not (
-        math.isclose(vs[0], vs[1], rel_tol=1e-6) and math.isclose(vs[0], vs[2], rel_tol=1e-6)
-    ):
-        raise ValueError(f"permeability needs isotropic voxels; got voxel_size={vs}")
     if drive not in ("pressure", "body_force"):
         raise ValueError(f"drive must be 'pressure' or 'body_force'; got {drive!r}")
     porous_phases = dict(porous_phases or {})
     if porous_phases and vs is None:
         raise ValueError("porous_phases (permeabilities in m²) need voxel_size in metres")
-    for lab, km in porous_phases.items():
-        if not (math.isfinite(float(km)) and float(km) >= 0):
-            raise ValueError(f"porous_phases[{lab!r}] must be a permeability >= 0 in m²; got {km}")
     xp = get_array_module(labels)
     labels = xp.asarray(labels)
     pore = labels if labels.dtype == bool else labels == pore_label
     porosity = float(pore.mean())
-    h = vs[0] if vs is not None else 1.0
+    # lengths in units of h0; ratio: voxel edges in those units
+    h0 = math.prod(vs) ** (1.0 / 3.0) if vs is not None else 1.0
+    ratio = tuple(v / h0 for v in vs) if vs is not None else (1.0, 1.0, 1.0)
+    if all(math.isclose(r, 1.0, rel_tol=1e-9) for r in ratio):
+        ratio = (1.0, 1.0, 1.0)
     alpha = None
     flowable = pore.copy()
     if porous_phases:
-        alpha = xp.zeros(labels.shape, dtype=np.dtype(dtype))
-        for lab, km in porous_phases.items():
-            if float(km) <= 0:
-                continue
-            m = labels == lab
-            flowable |= m
-            alpha[m] = (h * h) / float(km)  # mu / k in voxel units (mu = 1, h = 1)
+        if labels.dtype == bool:
+            raise ValueError("porous_phases need integer labels, not a boolean pore mask")
+        alpha, porous = _porous_drag(labels, porous_phases, h0, np.dtype(dtype))
+        flowable |= porous
+        del porous
     pressure = drive == "pressure"
     comps = ndimage_module(xp).label(flowable)
     results: dict[str, FlowDirection] = {}
@@ -782,11 +862,13 @@ def permeability(
             max_iter=max_iter,
             dtype=dtype,
             smooth=smooth,
+            ratio=ratio,  # type: ignore[arg-type]
         )
         n = labels.shape
         A_cross = math.prod(n[b] for b in range(3) if b != a)
-        q = 0.5 * (q_in + q_out)
-        k_vox = q / A_cross * n[a] if pressure else q / A_cross
+        # mean velocity u_a = r_a v_a over the inlet/outlet faces; length L = n_a r_a
+        q = 0.5 * (q_in + q_out) * ratio[a]
+        k_vox = q / A_cross * n[a] * ratio[a] if pressure else q / A_cross
         if not info.converged:
             warnings.warn(
                 f"Stokes flow along {name} did not converge in {info.iterations} iterations "
@@ -799,14 +881,14 @@ def permeability(
         if return_velocity:
             vel = np.zeros((3, *n))
             for c in range(3):
-                u = to_numpy(sol[c])
+                u = to_numpy(sol[c]) * ratio[c]
                 nc = n[c]
                 if per[c]:
                     vel[c] = 0.5 * (u + np.roll(u, -1, axis=c))
                 else:
                     vel[c] = 0.5 * (u[_sl(c, slice(0, nc))] + u[_sl(c, slice(1, nc + 1))])
             pres = np.where(to_numpy(act), to_numpy(sol[3]), np.nan)
-        k_m2 = k_vox * h * h
+        k_m2 = k_vox * h0 * h0
         results[name] = FlowDirection(
             direction=name,
             permeability_m2=k_m2,
@@ -814,8 +896,8 @@ def permeability(
             permeability_voxel2=k_vox,
             porosity=porosity,
             percolating=True,
-            flow_rate_in=q_in,
-            flow_rate_out=q_out,
+            flow_rate_in=q_in * ratio[a],
+            flow_rate_out=q_out * ratio[a],
             info=info,
             velocity=vel,
             pressure=pres,
