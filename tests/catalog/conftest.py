@@ -77,10 +77,32 @@ def postgres_url() -> Iterator[str]:
             log = (root / "server.log").read_text() if (root / "server.log").exists() else ""
             raise RuntimeError(f"{' '.join(args)} failed:\n{done.stdout}{done.stderr}{log}")
 
-    run(str(binaries / "initdb"), "-D", str(data), "-U", "ooc", "--auth=trust", "-E", "UTF8", "--no-sync")
+    run(
+        str(binaries / "initdb"),
+        "-D",
+        str(data),
+        "-U",
+        "ooc",
+        "--auth=trust",
+        "-E",
+        "UTF8",
+        "--no-sync",
+    )
     options = f"-h 127.0.0.1 -p {port} -k {root} -F -c max_connections=300"
     pg_ctl = str(binaries / "pg_ctl")
-    run(pg_ctl, "-D", str(data), "-l", str(root / "server.log"), "-o", options, "-w", "-t", "60", "start")
+    run(
+        pg_ctl,
+        "-D",
+        str(data),
+        "-l",
+        str(root / "server.log"),
+        "-o",
+        options,
+        "-w",
+        "-t",
+        "60",
+        "start",
+    )
     try:
         admin = create_engine(
             f"postgresql+psycopg://ooc@127.0.0.1:{port}/postgres", isolation_level="AUTOCOMMIT"
@@ -135,7 +157,7 @@ def digest_of(stage: str, parameters: dict[str, Any], parents: Sequence[dict[str
         "stage": stage,
         "code_version": 1,
         "parameters": parameters,
-        "parents": sorted([p["role"], p["digest"]] for p in parents),
+        "parents": sorted([str(p.get("role")), str(p.get("digest"))] for p in parents),
     }
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
@@ -179,7 +201,12 @@ def write_store(
     if store_kind == "model":
         path.mkdir(parents=True)
         (path / "forest.skops").write_bytes(b"weights")
-        doc = {"format": "ooc-model", "kind": "forest", "voxel_size": list(voxel_size), "unit": unit}
+        doc = {
+            "format": "ooc-model",
+            "kind": "forest",
+            "voxel_size": list(voxel_size),
+            "unit": unit,
+        }
         (path / "model.json").write_text(json.dumps({**doc, "ooc_stage": record}))
         return record
     group = zarr.open_group(str(path), mode="w")

@@ -110,15 +110,15 @@ def test_unknown_voxel_unit_is_refused(catalog: str) -> None:
 
 def test_unfinished_or_foreign_stores_are_refused(tmp_path: Path, catalog: str) -> None:
     zarr.open_group(str(tmp_path / "plain.zarr"), mode="w")
-    with pytest.raises(StoreError, match="plain.zarr: not an ooc store"):
+    with pytest.raises(StoreError, match=r"plain\.zarr: not an ooc store"):
         register(str(tmp_path / "plain.zarr"), catalog_url=catalog)
-    with pytest.raises(StoreError, match="missing.zarr: no Zarr group or model folder"):
+    with pytest.raises(StoreError, match=r"missing\.zarr: no Zarr group or model folder"):
         register(str(tmp_path / "missing.zarr"), catalog_url=catalog)
     unfinished = zarr.open_group(str(tmp_path / "half.zarr"), mode="w")
     unfinished.attrs.update(
         ooc=VolumeMetadata("s", "MicroCT", (1.0, 1.0, 1.0)).to_dict(),
         ooc_store={"status": "writing"},
     )
-    with pytest.raises(StoreError, match="half.zarr: unfinished store"):
+    with pytest.raises(StoreError, match=r"half\.zarr: unfinished store"):
         register(str(tmp_path / "half.zarr"), catalog_url=catalog)
     assert len(search(catalog_url=catalog)) == len(SCANS)

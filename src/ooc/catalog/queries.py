@@ -228,7 +228,7 @@ def descendants(url: str, *, catalog_url: str) -> pd.DataFrame:
     )
     with reading(catalog_url) as connection:
         _known(connection, url)
-        depth = dict(connection.execute(deepest).tuples().all())
+        depth = dict(connection.execute(deepest).all())
         frame = _frame(connection, [Store.id.in_(select(down.c.id))], (Store.url,))
     frame.insert(0, "depth", frame["url"].map(depth).astype(int))
     return frame.sort_values(["depth", "url"], ignore_index=True)

@@ -25,7 +25,15 @@ from ooc.errors import MetadataError, StoreError
 from ooc.metadata import VolumeMetadata
 from ooc.units import metres_per_unit
 
-__all__ = ["RECORD", "STORE_KINDS", "Description", "absolute_url", "describe", "utc"]
+__all__ = [
+    "RECORD",
+    "STORE_KINDS",
+    "Description",
+    "absolute_url",
+    "describe",
+    "json_safe",
+    "utc",
+]
 
 RECORD = "ooc_stage"
 COMPLETE = "complete"
@@ -205,6 +213,18 @@ def _record_scale(url: str, record: dict[str, Any]) -> dict[str, Any]:
     return _scale(voxel, unit)
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float as the string ``float()`` reads back ("inf",
+    "-inf", "nan"): PostgreSQL's JSON, like the JSON standard, has no Infinity or NaN."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
 def _time(url: str, finished: str) -> dt.datetime:
     try:
         return utc(dt.datetime.fromisoformat(finished))
@@ -273,7 +293,7 @@ def describe(url: str, *, storage_options: dict[str, Any] | None = None) -> Desc
             "ooc_version": record.get("ooc_version"),
             "seconds": record.get("seconds"),
             "created": _time(url, finished) if finished else None,
-            "record": record,
+            "record": json_safe(record),
         }
     )
     return Description(url, columns, _parents(url, record), _numbers(url, record))

@@ -11,7 +11,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from ooc.catalog.engine import writing
-from ooc.catalog.records import describe, utc
+from ooc.catalog.records import describe, json_safe, utc
 from ooc.catalog.tables import Number, Parent, Store
 
 __all__ = ["Entry", "register"]
@@ -25,7 +25,8 @@ class Entry:
     otherwise); ``kind`` is grey/labels for volume-like stores, forest/unet for models;
     ``store_kind`` is volume, labels, probabilities, uncertainty, model or results; ``parents``
     are ``{"url", "digest", "role"}``; ``numbers`` the key numbers (NaN where not a number);
-    ``record`` the store's full ``ooc_stage`` record (None for volume stores from before stages).
+    ``record`` the store's full ``ooc_stage`` record (None for volume stores from before stages;
+    a non-finite float in it or in ``extra`` is kept as the string "inf", "-inf" or "nan").
     Times are UTC.
     """
 
@@ -108,7 +109,7 @@ def register(
         **found.columns,
         "created": found.columns["created"] or now,
         "registered": now,
-        "extra": {**found.columns["extra"], **(extra or {})},
+        "extra": json_safe({**found.columns["extra"], **(extra or {})}),
     }
     parents = list({(p["url"], p["role"]): p for p in found.parents}.values())
 
