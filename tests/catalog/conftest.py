@@ -226,13 +226,13 @@ def parent(path: Path, record: dict[str, Any], role: str) -> dict[str, Any]:
     return {"url": str(path.resolve()), "digest": record["digest"], "role": role}
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_store() -> Callable[..., dict[str, Any]]:
     """:func:`write_store`, for tests (conftest functions are not importable)."""
     return write_store
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def parent_of() -> Callable[[Path, dict[str, Any], str], dict[str, Any]]:
     """:func:`parent`, for tests."""
     return parent
