@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ooc.errors import MetadataError
 
-__all__ = ["NGFF_UNITS", "metres_per_unit", "ngff_unit"]
+__all__ = ["NGFF_UNITS", "metres_per_unit", "ngff_unit", "unit_symbol"]
 
 NGFF_UNITS: dict[str, float] = {
     "nanometer": 1e-9,
@@ -14,10 +14,10 @@ NGFF_UNITS: dict[str, float] = {
 }
 """The OME-NGFF length units ooc stores, and metres in one of each."""
 
-_SYMBOLS = {
+_SYMBOLS = {  # the first is the one ooc writes for people
     "nanometer": ("nm",),
     # micro sign U+00B5 and Greek small letter mu U+03BC: keyboards give either
-    "micrometer": ("um", "\u00b5m", "\u03bcm"),
+    "micrometer": ("\u00b5m", "um", "\u03bcm"),
     "millimeter": ("mm",),
     "meter": ("m",),
 }
@@ -60,3 +60,11 @@ def metres_per_unit(unit: str) -> float | None:
         return NGFF_UNITS[ngff_unit(unit)]
     except MetadataError:
         return None
+
+
+def unit_symbol(unit: str) -> str:
+    """The symbol of a length unit for display ("micrometer" -> "µm"); other text as given."""
+    try:
+        return _SYMBOLS[ngff_unit(unit)][0]
+    except MetadataError:
+        return unit
