@@ -1,8 +1,10 @@
 """Two processes registering at once into one new catalog lose nothing and duplicate nothing:
-both race to create the schema, then register 50 stores each plus 10 that both register."""
+both race to create the schema, then register 50 stores each plus 10 that both register. A
+forked process opens its own connections."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -12,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from ooc.catalog import lineage, search
+from ooc.catalog import lineage, register, search
+from ooc.catalog.engine import engine_for
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.service)]
 EACH, SHARED = 50, 10
@@ -76,3 +79,34 @@ def test_two_processes_register_at_once(
     assert sorted(found["porosity"]) == [i / 1000 for i in range(len(urls))]
     children = lineage(source["url"], catalog_url=catalog)
     assert sorted(children["url"]) == urls
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_forked_process_opens_its_own_connections(
+    backend: str,
+    request: pytest.FixtureRequest,
+    new_catalog: Callable[[str | None], str],
+    make_store: Callable[..., dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    """A process forked after the parent used the catalog (a Dask or Prefect worker) must not
+    share the parent's pooled connections."""
+    catalog = new_catalog(
+        request.getfixturevalue("postgres_url") if backend == "postgresql" else None
+    )
+    for name in ("parent", "child"):
+        make_store(tmp_path / f"{name}.zarr", stage="measure", store_kind="results")
+    register(str(tmp_path / "parent.zarr"), catalog_url=catalog)
+    parents_engine = engine_for(catalog)
+    pid = os.fork()
+    if pid == 0:  # the child leaves with a status only, never through pytest
+        try:
+            fresh = engine_for(catalog) is not parents_engine
+            register(str(tmp_path / "child.zarr"), catalog_url=catalog)
+            os._exit(0 if fresh else 3)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert engine_for(catalog) is parents_engine
+    assert sorted(Path(u).stem for u in search(catalog_url=catalog)["url"]) == ["child", "parent"]

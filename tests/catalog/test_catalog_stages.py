@@ -366,3 +366,20 @@ def test_numbers_that_are_not_finite(
     assert names("tau_z < 100") == ["open"]
     assert names("porosity >= 0") == ["open"]
     assert names("porosity != 0.5") == ["open"]
+
+
+def test_sample_patterns_match_only_their_wildcards(
+    tmp_path: Path, catalog_url: str, make_store: Callable[..., dict[str, Any]]
+) -> None:
+    for sample in ("rock_1", "rockX1", "rock-10"):
+        make_store(
+            tmp_path / f"{sample}.zarr", stage="measure", store_kind="results", sample_id=sample
+        )
+        register(str(tmp_path / f"{sample}.zarr"), catalog_url=catalog_url)
+
+    def samples(pattern: str) -> list[str]:
+        return sorted(search(catalog_url=catalog_url, sample=pattern)["sample_id"])
+
+    assert samples("rock_1") == ["rock_1"]
+    assert samples("rock*1") == samples("rock%1") == ["rockX1", "rock_1"]
+    assert samples("rock*") == ["rock-10", "rockX1", "rock_1"]

@@ -85,6 +85,7 @@ def test_rows_carry_the_store_description(catalog: str) -> None:
     assert (row.shape_z, row.shape_y, row.shape_x) == (4, 5, 6)
     assert (row.store_kind, row.kind, row.dtype, row.stage) == ("volume", "grey", "uint8", None)
     assert len(row.digest) == 64  # from the store's first provenance record, as stages name it
+    assert row.extra == {"acquisition": {}}
     assert row.created <= dt.datetime.now(dt.UTC)
     later = search(catalog_url=catalog, since=row.created - dt.timedelta(seconds=1))
     assert "FIB-SEM" in set(later["modality"])

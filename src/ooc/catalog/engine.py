@@ -8,11 +8,12 @@ database, a deadlock or a concurrent insert of the same store are retried.
 
 from __future__ import annotations
 
+import os
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -88,7 +89,20 @@ def migrate(engine: Engine) -> str:
     return HEAD
 
 
-@cache
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def _forget_engines_after_fork() -> None:
+    """A forked process must not use its parent's pooled connections: drop them unclosed."""
+    for engine in _engines.values():
+        engine.dispose(close=False)
+    _engines.clear()
+
+
+os.register_at_fork(after_in_child=_forget_engines_after_fork)
+
+
 def engine_for(catalog_url: str) -> Engine:
     """The engine of ``catalog_url`` (one per process), its database migrated to :data:`HEAD`.
 
@@ -97,18 +111,22 @@ def engine_for(catalog_url: str) -> Engine:
     ConfigError
         If the URL is not a SQLAlchemy database URL.
     """
-    if "://" not in catalog_url:
-        raise ConfigError(
-            f"catalog_url {catalog_url!r}: expected a database URL such as "
-            "'sqlite:////abs/path/catalog.sqlite' or 'postgresql+psycopg://user@host/ooc'"
-        )
-    if catalog_url.startswith("sqlite:///") and catalog_url != "sqlite:///:memory:":
-        Path(catalog_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(catalog_url, pool_pre_ping=True)
-    if engine.dialect.name == "sqlite":
-        _sqlite_events(engine)
-    _retrying(lambda: migrate(engine))
-    return engine
+    with _engines_lock:
+        if catalog_url in _engines:
+            return _engines[catalog_url]
+        if "://" not in catalog_url:
+            raise ConfigError(
+                f"catalog_url {catalog_url!r}: expected a database URL such as "
+                "'sqlite:////abs/path/catalog.sqlite' or 'postgresql+psycopg://user@host/ooc'"
+            )
+        if catalog_url.startswith("sqlite:///") and catalog_url != "sqlite:///:memory:":
+            Path(catalog_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(catalog_url, pool_pre_ping=True)
+        if engine.dialect.name == "sqlite":
+            _sqlite_events(engine)
+        _retrying(lambda: migrate(engine))
+        _engines[catalog_url] = engine
+        return engine
 
 
 def _retryable(err: DBAPIError) -> bool:

@@ -24,7 +24,7 @@ __all__ = ["COLUMNS", "LINEAGE_COLUMNS", "descendants", "lineage", "search"]
 COLUMNS = (
     "url", "sample_id", "modality", "store_kind", "kind", "stage", "created", "registered",
     "voxel_z", "voxel_y", "voxel_x", "unit", "shape_z", "shape_y", "shape_x", "dtype",
-    "digest", "code_version", "model_digest", "ooc_version", "seconds",
+    "digest", "code_version", "model_digest", "ooc_version", "seconds", "extra",
 )  # fmt: skip
 """The columns of :func:`search` (then one column per key number, by name)."""
 
@@ -117,7 +117,7 @@ def search(
     catalog_url
         SQLAlchemy URL of the catalog.
     sample
-        Sample id; ``*`` (or SQL ``%``) matches any text.
+        Sample id; ``*`` (or SQL ``%``) matches any text, every other character itself.
     modality, kind, store_kind, stage
         Exact matches: e.g. "MicroCT"; "grey"/"labels" (volume-like stores) or "forest"/"unet"
         (models); "volume", "labels", "probabilities", "uncertainty", "model", "results";
@@ -141,8 +141,9 @@ def search(
     -------
     pandas.DataFrame
         One row per store: the columns of :data:`COLUMNS` (``created``/``registered`` UTC
-        timestamps, voxel size in ``unit``, shape in voxels, NaN/<NA> where unknown), then one
-        float column per key number any of these stores has, sorted by name.
+        timestamps, voxel size in ``unit``, shape in voxels, NaN/<NA>/None where unknown,
+        ``extra`` a dict: a volume's acquisition and what the caller of :func:`register` gave),
+        then one float column per key number any of these stores has, sorted by name.
 
     Raises
     ------
@@ -156,7 +157,8 @@ def search(
         )
     filters: list[ColumnElement[bool]] = []
     if sample:
-        filters.append(Store.sample_id.like(sample.replace("*", "%")))
+        pattern = sample.replace("\\", "\\\\").replace("_", "\\_").replace("*", "%")
+        filters.append(Store.sample_id.like(pattern, escape="\\"))
     for column, value in (
         (Store.modality, modality),
         (Store.kind, kind),
