@@ -185,6 +185,46 @@ def test_truncated_multipage_tiff_is_refused(
     assert not caplog.records  # refused before tifffile walks the broken chain and logs
 
 
+@pytest.mark.parametrize("bigtiff", [False, True], ids=["classic", "bigtiff"])
+def test_tiff_cut_inside_a_pages_tag_values(
+    tmp_path: Path, grey_volume: np.ndarray, caplog: pytest.LogCaptureFixture, bigtiff: bool
+) -> None:
+    path = tmp_path / "strips.tif"
+    with tifffile.TiffWriter(path, bigtiff=bigtiff) as tif:
+        for plane in grey_volume[:10]:  # one strip per row: the strip offsets lie outside the IFD
+            tif.write(plane, contiguous=False, metadata=None, rowsperstrip=1)
+    with tifffile.TiffFile(path) as tif:
+        values = tif.pages[4].tags["StripOffsets"].valueoffset
+    path.write_bytes(path.read_bytes()[: values + 20])
+    per_value = 8 if bigtiff else 4
+    with pytest.raises(InputError) as caught:
+        open_reader(path)
+    assert str(caught.value) == (
+        f"{path}: its IFD chain continues after page 4, but pages 5 onwards are missing or cut "
+        f"off (page 5's StripOffsets (273) values end at byte {values + 45 * per_value}; the "
+        f"file has {values + 20} bytes); the file is truncated"
+    )
+    assert not caplog.records
+
+
+def test_tiff_page_without_image_bytes_is_refused(tmp_path: Path, grey_volume: np.ndarray) -> None:
+    path = tmp_path / "empty_strip.tif"
+    tifffile.imwrite(path, grey_volume[:3], photometric="minisblack")
+    with tifffile.TiffFile(path) as tif:
+        count = tif.pages[1].tags["StripByteCounts"]
+        assert count.count == 1  # one strip, its byte count held in the entry itself
+        at = count.valueoffset
+    data = bytearray(path.read_bytes())
+    data[at : at + 4] = bytes(4)
+    path.write_bytes(bytes(data))
+    with pytest.raises(
+        InputError,
+        match=r"empty_strip\.tif: page 2 has no readable image data \(1 strip or tile offsets, "
+        r"1 byte counts, 0 bytes\); corrupt",
+    ):
+        open_reader(path)
+
+
 def test_truncated_imagej_tiff_names_the_count_its_description_promises(
     tmp_path: Path, grey_volume: np.ndarray
 ) -> None:

@@ -64,10 +64,16 @@ class _IfdChain:
     cut: tuple[int, str] | None
 
 
-def _ifd_chain(fh: BinaryIO, size: int, path: Path) -> _IfdChain:
-    """Walk a TIFF's IFD chain reading only the header, tag counts and next-IFD offsets.
+# bytes per value of each TIFF field type (BYTE, ASCII, SHORT, LONG, RATIONAL, ..., IFD8)
+_TYPE_BYTES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
+_TYPE_BYTES |= {16: 8, 17: 8, 18: 8}
 
-    Reads a few bytes per page, never tag values or pixel data. Classic TIFF and BigTIFF.
+
+def _ifd_chain(fh: BinaryIO, size: int, path: Path) -> _IfdChain:
+    """Walk a TIFF's IFD chain, checking each IFD and its tag values lie inside the file.
+
+    Reads the header and each IFD's entries (a few hundred bytes per page), never tag values
+    or pixel data. Classic TIFF and BigTIFF.
     """
     if size == 0:
         raise InputError(f"{path}: empty file (0 bytes); expected a TIFF")
@@ -75,10 +81,10 @@ def _ifd_chain(fh: BinaryIO, size: int, path: Path) -> _IfdChain:
     order = {b"II": "<", b"MM": ">"}.get(head[:2])
     version = struct.unpack(order + "H", head[2:4])[0] if order and len(head) >= 8 else None
     if version == 42:
-        count_fmt, entry_size, offset_fmt = "H", 12, "I"
+        count_fmt, entry_fmt, offset_fmt = "H", "HHII", "I"
         first = struct.unpack(order + "I", head[4:8])[0]
     elif version == 43 and len(head) == 16:
-        count_fmt, entry_size, offset_fmt = "Q", 20, "Q"
+        count_fmt, entry_fmt, offset_fmt = "Q", "HHQQ", "Q"
         first = struct.unpack(order + "Q", head[8:16])[0]
     else:
         raise InputError(
@@ -88,7 +94,9 @@ def _ifd_chain(fh: BinaryIO, size: int, path: Path) -> _IfdChain:
     if first == 0:
         raise InputError(f"{path}: holds no image (its header points to no IFD)")
     count_size = struct.calcsize(count_fmt)
-    offset_size = struct.calcsize(offset_fmt)
+    entry = struct.Struct(order + entry_fmt)
+    next_offset = struct.Struct(order + offset_fmt)
+    inline = next_offset.size  # values up to this many bytes sit in the entry itself
     offsets: list[int] = []
     seen: set[int] = set()
     offset = first
@@ -104,13 +112,19 @@ def _ifd_chain(fh: BinaryIO, size: int, path: Path) -> _IfdChain:
             raise InputError(
                 f"{path}: page {page}'s IFD at byte {offset} claims {entries} tags; corrupt"
             )
-        end = offset + count_size + entries * entry_size + offset_size
+        end = offset + count_size + entries * entry.size + next_offset.size
         if end > size:
             return _IfdChain(offsets, (page, f"page {page}'s IFD ends at byte {end}"))
-        fh.seek(end - offset_size)
+        block = fh.read(entries * entry.size + next_offset.size)
+        for code, kind, count, value in entry.iter_unpack(block[: entries * entry.size]):
+            nbytes = count * _TYPE_BYTES.get(kind, 0)
+            if nbytes > inline and value + nbytes > size:
+                name = tifffile.TIFF.TAGS.get(code, "tag")
+                where = f"page {page}'s {name} ({code}) values end at byte {value + nbytes}"
+                return _IfdChain(offsets, (page, where))
         seen.add(offset)
         offsets.append(offset)
-        offset = struct.unpack(order + offset_fmt, fh.read(offset_size))[0]
+        offset = next_offset.unpack(block[-next_offset.size :])[0]
     return _IfdChain(offsets, None)
 
 
@@ -185,17 +199,15 @@ def _check_pages(
     for index in range(found):
         page = tif.pages[index]
         kinds.add((tuple(page.shape), str(page.dtype), page.samplesperpixel))
-        end = max(
-            (o + n for o, n in zip(page.dataoffsets, page.databytecounts, strict=True)),
-            default=0,
-        )
-        if end > size or not any(page.databytecounts):
-            where = (
-                f"page {index + 1}'s image data ends at byte {end}"
-                if end > size
-                else f"page {index + 1} has no image data"
+        starts, counts = page.dataoffsets, page.databytecounts
+        if len(starts) != len(counts) or not any(counts):
+            raise InputError(
+                f"{path}: page {index + 1} has no readable image data ({len(starts)} strip or "
+                f"tile offsets, {len(counts)} byte counts, {sum(counts)} bytes); corrupt"
             )
-            cut = (index + 1, where)
+        end = max(o + n for o, n in zip(starts, counts, strict=True))
+        if end > size:
+            cut = (index + 1, f"page {index + 1}'s image data ends at byte {end}")
             break
     if cut is not None:
         if described is not None and described[0] >= cut[0]:
