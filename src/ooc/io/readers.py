@@ -1,8 +1,11 @@
 """Readers for raw scans: TIFF slice folders, multi-page/BigTIFF files, raw binary, HDF5, NumPy.
 
 Each reader checks its input when it is made (shapes, dtypes, sizes, missing slices), before
-anything is written, and then reads any (z, y, x) box on demand. Readers hold only paths and
-small headers, so they pickle cheaply to Dask workers. Inputs are opened read-only.
+anything is written, and then reads any (z, y, x) box on demand. A TIFF (each slice of a folder,
+or a multi-page file) is refused unless the file holds it whole: every page's IFD, tag values
+and strips or tiles inside the file, and as many pages as its ImageJ or tifffile description
+promises; the check reads tags, never pixel data. Readers hold only paths and small headers, so
+they pickle cheaply to Dask workers. Inputs are opened read-only.
 """
 
 from __future__ import annotations
