@@ -23,10 +23,10 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from ooc.errors import ConfigError
+from ooc.errors import ConfigError, StoreError
 
 __all__ = ["HEAD", "engine_for", "migrate", "reading", "writing"]
 
@@ -39,7 +39,8 @@ _ATTEMPTS = 8
 _RETRIED_SQLSTATES = {"40001", "40P01", "55P03"}  # serialization failure, deadlock, lock timeout
 
 
-def _alembic_config(connection: Connection) -> Config:
+def _alembic_config(connection: Connection | None = None) -> Config:
+    """Alembic's configuration for the shipped migrations, run on ``connection``."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
@@ -47,10 +48,8 @@ def _alembic_config(connection: Connection) -> Config:
 
 
 def _head() -> str:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    head = ScriptDirectory.from_config(config).get_current_head()
-    assert head is not None
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None  # the migrations folder ships with ooc
     return head
 
 
@@ -109,24 +108,40 @@ def engine_for(catalog_url: str) -> Engine:
     Raises
     ------
     ConfigError
-        If the URL is not a SQLAlchemy database URL.
+        If the URL is not a database URL SQLAlchemy can use (or its driver is not installed).
+    StoreError
+        If the database cannot be opened or migrated (naming the URL, without its password).
     """
     with _engines_lock:
         if catalog_url in _engines:
             return _engines[catalog_url]
-        if "://" not in catalog_url:
-            raise ConfigError(
-                f"catalog_url {catalog_url!r}: expected a database URL such as "
-                "'sqlite:////abs/path/catalog.sqlite' or 'postgresql+psycopg://user@host/ooc'"
-            )
-        if catalog_url.startswith("sqlite:///") and catalog_url != "sqlite:///:memory:":
-            Path(catalog_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(catalog_url, pool_pre_ping=True)
-        if engine.dialect.name == "sqlite":
-            _sqlite_events(engine)
-        _retrying(lambda: migrate(engine))
+        engine = _create(catalog_url)
+        try:
+            _retrying(lambda: migrate(engine))
+        except DBAPIError as err:
+            engine.dispose()
+            shown = engine.url.render_as_string(hide_password=True)
+            raise StoreError(f"catalog {shown}: cannot open or migrate it ({err.orig})") from err
         _engines[catalog_url] = engine
         return engine
+
+
+def _create(catalog_url: str) -> Engine:
+    expected = "a database URL such as 'sqlite:////abs/path/catalog.sqlite' or 'postgresql+psycopg://user@host/ooc'"
+    if "://" not in catalog_url:
+        raise ConfigError(f"catalog_url {catalog_url!r}: expected {expected}")
+    try:
+        engine = create_engine(catalog_url, pool_pre_ping=True)
+    except (ArgumentError, ImportError) as err:
+        scheme, _, rest = catalog_url.partition("://")
+        shown = f"{scheme}://***@{rest.rsplit('@', 1)[1]}" if "@" in rest else catalog_url
+        raise ConfigError(f"catalog_url {shown!r}: {err}; expected {expected}") from None
+    if engine.dialect.name == "sqlite":
+        database = engine.url.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        _sqlite_events(engine)
+    return engine
 
 
 def _retryable(err: DBAPIError) -> bool:
