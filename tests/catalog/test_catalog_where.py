@@ -148,7 +148,7 @@ def _holds(condition: Condition, value: float | None) -> bool:
     return all(_OPS[op](value, bound) for op, bound in condition.bounds)
 
 
-bound = st.one_of(st.sampled_from(VALUES), st.floats(-2, 2000, allow_nan=False))
+bound = st.one_of(st.sampled_from(VALUES), st.floats(-2, 2000, allow_subnormal=False))
 name = st.sampled_from(["porosity", "permeability_mD_z", "tau_z"])
 single = st.builds(
     lambda n, op, v, flip: f"{v!r} {op} {n}" if flip else f"{n} {op} {v!r}",
