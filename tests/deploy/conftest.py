@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,3 +157,32 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
         for child in reversed(handle.children):
             _stop(child)
         _stop(server)
+
+
+def _write_temporary_tls(folder: Path, prefix: str) -> dict[str, str]:
+    from distributed import Security
+
+    temp = Security.temporary()  # a self-signed CA whose certificate also serves as the key pair's
+    pems = {
+        "tls_ca_file": temp.tls_ca_file,
+        "tls_cert": temp.tls_client_cert,
+        "tls_key": temp.tls_client_key,
+    }
+    paths = {}
+    for name, pem in pems.items():
+        paths[name] = str(folder / f"{prefix}-{name}.pem")
+        Path(paths[name]).write_text(pem)
+    return paths
+
+
+@pytest.fixture
+def temporary_tls() -> Callable[[Path, str], dict[str, str]]:
+    """Makes fresh TLS files: ``temporary_tls(folder, prefix)`` writes a new CA, certificate and
+    key as PEM files and returns their paths keyed by setting name (``tls_ca_file``...)."""
+    return _write_temporary_tls
+
+
+@pytest.fixture
+def tls_files(tmp_path: Path) -> dict[str, str]:
+    """Temporary TLS files for the settings ``tls_ca_file``, ``tls_cert`` and ``tls_key``."""
+    return _write_temporary_tls(tmp_path, "ooc")

@@ -52,28 +52,9 @@ def test_local_cluster_listens_on_loopback_only() -> None:
     assert comm_ports | set(http_ports) <= {port for _, port in new}
 
 
-def _temporary_tls(folder: Path, prefix: str) -> dict[str, str]:
-    """A fresh self-signed CA, certificate and key as PEM files, keyed by setting name."""
-    temp = Security.temporary()
-    pems = {
-        "tls_ca_file": temp.tls_ca_file,
-        "tls_cert": temp.tls_client_cert,
-        "tls_key": temp.tls_client_key,
-    }
-    paths = {}
-    for name, pem in pems.items():
-        paths[name] = str(folder / f"{prefix}-{name}.pem")
-        Path(paths[name]).write_text(pem)
-    return paths
-
-
-@pytest.fixture
-def tls_files(tmp_path: Path) -> dict[str, str]:
-    """Temporary TLS files for the settings ``tls_ca_file``, ``tls_cert`` and ``tls_key``."""
-    return _temporary_tls(tmp_path, "ooc")
-
-
-def test_client_talks_tls_to_a_tls_scheduler(tls_files: dict[str, str]) -> None:
+def test_client_talks_tls_to_a_tls_scheduler(
+    tls_files: dict[str, str], temporary_tls: Callable[[Path, str], dict[str, str]]
+) -> None:
     with LocalCluster(
         n_workers=1,
         processes=False,
@@ -101,7 +82,7 @@ def test_client_talks_tls_to_a_tls_scheduler(tls_files: dict[str, str]) -> None:
         ):
             pass
         # a certificate from another authority is turned away
-        other = _temporary_tls(Path(tls_files["tls_cert"]).parent, "other")
+        other = temporary_tls(Path(tls_files["tls_cert"]).parent, "other")
         with (
             dask.config.set({"distributed.comm.timeouts.connect": "1s"}),
             pytest.raises(OSError, match=r"Timed out|certificate"),
