@@ -69,7 +69,7 @@ def test_ingest_verb_runs_the_flow_and_registers(
     )
     (entry,) = json.loads(capsys.readouterr().out)
     assert entry["url"] == out
-    assert entry["shape"] == [12, 20, 30]
+    assert [entry["shape_z"], entry["shape_y"], entry["shape_x"]] == [12, 20, 30]
     assert entry["extra"]["acquisition"] == {"kV": 2, "detector": "InLens"}
 
 
@@ -112,7 +112,7 @@ def test_rerunning_the_flow_is_safe(
         "8,16,16",
     ]
     assert main(args) == 0
-    assert "0 chunks written" in capsys.readouterr().out
+    assert "already complete" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -179,7 +179,6 @@ def test_measure_verb_writes_results_and_pictures(
         "labels",
         "--voxel-size",
         "2",
-        "--no-catalog",
     ]
     assert main(ingest_args) == 0
     capsys.readouterr()
@@ -213,7 +212,6 @@ def test_train_and_segment_verbs(tmp_path: Path, capsys: pytest.CaptureFixture[s
                 "MicroCT",
                 "--voxel-size",
                 "2",
-                "--no-catalog",
             ]
         )
         == 0

@@ -85,6 +85,5 @@ def test_s3_round_trip(tmp_path: Path, grey_volume: np.ndarray, s3_endpoint: str
     np.testing.assert_array_equal(vol.values, grey_volume)
     assert vol.attrs["history"][0]["inputs"][0]["bytes"] == (tmp_path / "in.npy").stat().st_size
     register(url, catalog_url=settings.resolved_catalog_url, storage_options=options)
-    assert [e.url for e in search(catalog_url=settings.resolved_catalog_url, modality="TEM")] == [
-        url
-    ]
+    found = search(catalog_url=settings.resolved_catalog_url, modality="TEM")
+    assert found["url"].tolist() == [url]

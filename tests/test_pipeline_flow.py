@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import importlib
-import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -16,56 +16,73 @@ from ooc.config import load_settings
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _ran(result: dict) -> set[tuple[str, str]]:
+    """(scan, stage) pairs that did work in a run (the rest were skipped)."""
+    return {
+        (scan, stage)
+        for scan, stages in result["scans"].items()
+        for stage, out in stages.items()
+        if isinstance(out, dict) and out.get("skipped") is False
+    }
+
+
 @pytest.mark.slow
-def test_pipeline_flow_end_to_end_and_rerun(tmp_path: Path) -> None:
+def test_spec_runs_end_to_end_skips_when_rerun_and_reruns_only_what_changed(
+    tmp_path: Path,
+) -> None:
+    from ooc.stages.spec import example_spec
     from ooc_flows.pipeline import pipeline_flow
 
-    overrides = {"data_dir": str(tmp_path), "n_workers": 2}
-    summary = pipeline_flow(
-        seed=3, shape=[40, 48, 56], sample_id="tiny", settings_overrides=overrides
-    )
-    assert [r["scale"] for r in summary["rows"]] == ["MicroCT", "FIB-SEM", "TEM"]
-    assert all(r["matches_generator"] for r in summary["rows"])
-    micro = summary["rows"][0]
-    assert micro["shape"] == [40, 48, 56]
-    assert abs(sum(micro["fractions"]) - 1) < 1e-12
-    for row in summary["rows"]:  # measured on the stored labels = the generator's accounting
-        assert list(summary["measure"][row["scale"]]["fractions"].values()) == row["fractions"]
-    assert summary["measure"]["MicroCT"]["objects"]["phase"] == "solid grain"
-    assert Path(summary["measure"]["MicroCT"]["objects_table"]).is_file()
-    segmented = summary["segment"]
-    assert segmented["scribbled_fraction"] <= 0.001
-    assert segmented["mean_iou"] > 0.6  # a tiny scan with few scribbles; the 0.9 bar is in tests/segment
-    simulated = summary["simulate"]
+    spec = yaml.safe_load(example_spec(seed=3, shape=[40, 48, 56]))
+    spec["output"] = str(tmp_path / "out")
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    overrides = {"data_dir": str(tmp_path / "data"), "n_workers": 2}
+    first = pipeline_flow(spec=str(path), settings_overrides=overrides)
+    micro = first["scans"]["MicroCT"]
+    assert set(first["scans"]) == {"MicroCT", "FIB-SEM", "TEM"}
+    assert ("MicroCT", "segment") in _ran(first)
+    assert (
+        np.mean(list(micro["score"].values())) > 0.6
+    )  # tiny scan; the 0.9 bar is in tests/segment
+    measured = micro["measure"]["summary"]
+    assert sum(measured["fractions"].values()) == pytest.approx(1.0)
+    assert measured["objects"]["phase"] == "solid grain"
+    assert Path(measured["objects_table"]).is_file()
+    simulated = micro["simulate"]["summary"]
     assert simulated["route"] == "whole"
     assert simulated["converged"]
     assert all(t >= 1.0 for t in simulated["tau"].values())  # tau = eps D0 / D_eff >= 1
     assert all(k > 0 for k in simulated["permeability_mD"].values())
-    vol = ooc.open_volume(summary["stores"]["MicroCT"]["grey"])
-    assert vol.attrs["history"][0]["run_id"]
-    entries = search(catalog_url=load_settings(**overrides).resolved_catalog_url, sample="tiny")
-    assert len(entries) == 6
+    # the segmentation is a label volume: measured and simulated, named, in the catalog
+    seg = ooc.open_volume(micro["segment"]["url"])
+    assert seg.attrs["kind"] == "labels"
+    assert set(seg.attrs["labels"].values()) == {"pore", "solid grain", "micro-porous"}
+    catalog_url = load_settings(**overrides).resolved_catalog_url
+    found = search(catalog_url=catalog_url, sample="synthetic-3")
+    assert set(found["stage"]) >= {"ingest", "train", "segment", "measure", "simulate"}
+    assert (found[found["stage"] == "simulate"]["permeability_mD_z"] > 0).all()
+    assert "MicroCT" in first["text"]
 
     stamps = {
         p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file() and "/c/" in str(p)
     }
-    again = pipeline_flow(
-        seed=3, shape=[40, 48, 56], sample_id="tiny", settings_overrides=overrides
-    )
-    assert any("results.zarr" in str(p) for p in stamps)
-    assert again["rows"] == summary["rows"]
-    # as JSON: with no grain wholly inside this tiny volume, object sizes are NaN (NaN != NaN)
-    assert json.dumps(again["measure"]) == json.dumps(summary["measure"])
-    assert again["simulate"] == simulated
-    assert again["segment"] == segmented
+    again = pipeline_flow(spec=str(path), settings_overrides=overrides)
+    assert _ran(again) == set()
+    assert again["scans"]["MicroCT"]["simulate"]["summary"] == simulated
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items()), "a re-run rewrote chunks"
+
+    spec["scans"]["MicroCT"]["measure"]["connectivity"] = 26
+    path.write_text(yaml.safe_dump(spec))
+    changed = pipeline_flow(spec=str(path), settings_overrides=overrides)
+    assert _ran(changed) == {("MicroCT", "measure")}
 
 
 def test_prefect_deployments_point_at_flows() -> None:
     from prefect import Flow
 
     config = yaml.safe_load((REPO / "deploy" / "prefect.yaml").read_text())
-    assert {d["name"] for d in config["deployments"]} >= {"ingest", "pipeline", "nightly-reprocess"}
+    assert {d["name"] for d in config["deployments"]} >= {"ingest", "pipeline"}
     for deployment in config["deployments"]:
         path, name = deployment["entrypoint"].split(":")
         assert (REPO / path).is_file(), path

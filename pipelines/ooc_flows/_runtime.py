@@ -1,12 +1,25 @@
-"""What every flow shares: settings, the Dask cluster, and the Prefect run id for provenance."""
+"""What every flow shares: settings, the stage task, and the Prefect run id for provenance."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from prefect import task
 from prefect.runtime import flow_run
 
+from ooc import stages
+from ooc.cluster import dask_client
 from ooc.config import Settings, load_settings
 
-__all__ = ["current_run_id", "settings_from"]
+__all__ = ["current_run_id", "settings_from", "stage_task"]
+
+STAGES = {
+    "ingest": stages.run_ingest,
+    "train": stages.run_train,
+    "segment": stages.run_segment,
+    "measure": stages.run_measure,
+    "simulate": stages.run_simulate,
+}
 
 
 def current_run_id() -> str | None:
@@ -18,3 +31,24 @@ def current_run_id() -> str | None:
 def settings_from(overrides: dict | None) -> Settings:
     """Settings from the environment/TOML, with a flow's explicit overrides on top."""
     return load_settings(**(overrides or {}))
+
+
+@task(name="stage", task_run_name="{stage}", retries=0)
+def stage_task(
+    stage: str, arguments: dict[str, Any], settings_overrides: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Run one stage (:mod:`ooc.stages`) on the configured Dask cluster; returns its outcome:
+    ``url``, ``skipped``, ``seconds``, ``summary`` and the stored ``record``."""
+    settings = settings_from(settings_overrides)
+    run = STAGES[stage]
+    extra = {} if stage == "train" else {"run_id": current_run_id()}
+    with dask_client(settings):
+        outcome = run(**arguments, settings=settings, **extra)
+    return {
+        "stage": stage,
+        "url": outcome.url,
+        "skipped": outcome.skipped,
+        "seconds": outcome.seconds,
+        "summary": outcome.summary,
+        "record": outcome.record,
+    }

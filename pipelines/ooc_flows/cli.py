@@ -52,12 +52,22 @@ def _key_values(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def _prepare_prefect(settings: Settings) -> None:
-    """Prefect's local API keeps its SQLite database under the data folder; no telemetry."""
+# optional packages and the extra that installs them, for a one-line hint
+_EXTRAS = {
+    "s3fs": '; install it with: pip install "ooc[s3]"',
+    "torch": '; install it with: pip install torch==2.13.0 "ooc[torch]" (CPU build first)',
+    "safetensors": '; install it with: pip install "ooc[torch]"',
+    "cupy": '; install it with: pip install "ooc[gpu]"',
+}
+
+
+def _prepare_prefect(settings: Settings, *, debug: bool) -> None:
+    """Prefect's local API keeps its SQLite database under the data folder; no telemetry; its
+    failure tracebacks only with ``--debug`` (ooc prints the reason in one line)."""
     home = os.environ.setdefault("PREFECT_HOME", str(Path(settings.data_dir).resolve() / "prefect"))
     Path(home).expanduser().mkdir(parents=True, exist_ok=True)  # Prefect's SQLite needs the folder
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING" if debug else "CRITICAL")
     # the temporary server needs longer than the default 20 s on a busy 2-core machine
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
@@ -98,19 +108,21 @@ def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     }
     from ooc_flows.ingest import ingest_flow
 
-    report = ingest_flow(
+    out = ingest_flow(
         source=args.source,
         output=args.output,
         metadata=metadata,
         reader_options=reader_options,
         chunks=args.chunks,
         levels=args.levels,
-        catalog=not args.no_catalog,
         settings_overrides=_overrides(args),
     )
+    report = out["summary"]
     verb = "finished (resumed)" if report["resumed"] else "written"
+    if out["skipped"]:
+        verb = "already complete"
     print(
-        f"{report['url']}: {verb}; shape {tuple(report['shape'])} {report['dtype']}, chunks "
+        f"{out['url']}: {verb}; shape {tuple(report['shape'])} {report['dtype']}, chunks "
         f"{tuple(report['chunks'])}, {report['levels']} levels; {report['chunks_written']} chunks "
         f"written, {report['chunks_kept']} kept, {report['regions_skipped']} regions already done; "
         f"{report['seconds']:.1f} s"
@@ -143,6 +155,8 @@ def _cmd_history(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_catalog(args: argparse.Namespace, settings: Settings) -> int:
+    import pandas as pd
+
     from ooc import catalog
 
     if args.catalog_cmd == "register":
@@ -153,33 +167,31 @@ def _cmd_catalog(args: argparse.Namespace, settings: Settings) -> int:
         )
         print(f"registered {entry.url} ({entry.sample_id}, {entry.modality})")
         return 0
-    entries = catalog.search(
+    found = catalog.search(
         catalog_url=settings.resolved_catalog_url,
         sample=args.sample,
         modality=args.modality,
         kind=args.kind,
+        stage=args.stage,
         min_voxel=args.min_voxel,
         max_voxel=args.max_voxel,
         voxel_unit=args.voxel_unit,
         dtype=args.dtype,
         since=dt.datetime.fromisoformat(args.since) if args.since else None,
         until=dt.datetime.fromisoformat(args.until) if args.until else None,
+        where=args.where or None,
     )
     if args.json:
-        print(
-            json.dumps(
-                [{**e.__dict__, "created": e.created.isoformat()} for e in entries], indent=2
-            )
-        )
+        print(found.to_json(orient="records", date_format="iso", indent=2))
         return 0
-    for e in entries:
-        voxel = "x".join(f"{v:g}" for v in e.voxel_size)
-        shape = "x".join(str(s) for s in e.shape)
+    for row in found.itertuples(index=False):
+        shape = "x".join(str(v) for v in (row.shape_z, row.shape_y, row.shape_x))
         print(
-            f"{e.created:%Y-%m-%d %H:%M}  {e.sample_id:<16} {e.modality:<8} {e.kind:<6} "
-            f"{shape:>14} {e.dtype:<7} {voxel} {e.unit:<10}  {e.url}"
+            f"{row.created:%Y-%m-%d %H:%M}  {row.sample_id or '-':<16} {row.modality or '-':<8} "
+            f"{row.store_kind:<13} {row.stage or '-':<9} {shape if pd.notna(row.shape_z) else '':>14}  "
+            f"{row.url}"
         )
-    print(f"{len(entries)} store(s)", file=sys.stderr)
+    print(f"{len(found)} store(s)", file=sys.stderr)
     return 0
 
 
@@ -211,19 +223,26 @@ def _print_measurements(m: dict[str, Any]) -> None:
     print(f"  results: {m['results']}, {m['objects_table']}, pictures {', '.join(m['pictures'])}")
 
 
+def _done(out: dict[str, Any]) -> str:
+    """How a stage went: its time, or that its complete output was already there."""
+    if out["skipped"]:
+        return f"already done (complete output in {out['url']})"
+    return f"{out['stage']} done in {out['seconds']:.1f} s"
+
+
 def _cmd_measure(args: argparse.Namespace, settings: Settings) -> int:
     from ooc_flows.measure import measure_flow
 
-    result = measure_flow(
+    out = measure_flow(
         labels=args.labels,
-        results=args.results,
+        output=args.results,
         pore=args.pore,
         objects=args.objects,
         connectivity=args.connectivity,
         settings_overrides=_overrides(args),
     )
-    print(f"{args.labels}: measured in {result['seconds']:.1f} s")
-    _print_measurements(result)
+    print(f"{args.labels}: {_done(out)}")
+    _print_measurements({**out["summary"], "results": out["url"]})
     return 0
 
 
@@ -260,7 +279,7 @@ def _print_simulation(s: dict[str, Any]) -> None:
 
 def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     from ooc.io import open_volume
-    from ooc.simulate.report import plan_simulation
+    from ooc.stages import plan_simulation
 
     if args.dry_run:
         shape = open_volume(
@@ -280,9 +299,9 @@ def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError("ooc simulate: give the results store to write (or --dry-run)")
     from ooc_flows.simulate import simulate_flow
 
-    result = simulate_flow(
+    out = simulate_flow(
         labels=args.labels,
-        results=args.results,
+        output=args.results,
         pore=args.pore,
         phase_values=_name_values(args.phase_value, "--phase-value") or None,
         porous_phases=_name_values(args.porous, "--porous") or None,
@@ -290,8 +309,8 @@ def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         block_shape=args.block,
         settings_overrides=_overrides(args),
     )
-    print(f"{args.labels}: simulated ({result['route']}) in {result['seconds']:.1f} s")
-    _print_simulation(result)
+    print(f"{args.labels}: {_done(out)} (route {out['summary']['route']})")
+    _print_simulation({**out["summary"], "results": out["url"]})
     return 0
 
 
@@ -316,47 +335,70 @@ def _cmd_features(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from ooc_flows.segment import train_flow
 
-    path = train_flow(
+    out = train_flow(
         volume=args.volume,
         annotations=args.annotations,
         model=args.model,
         filters=json.loads(args.filters) if args.filters else None,
         class_weight=args.class_weight,
+        class_names=_names(args.class_names),
+        n_estimators=args.n_estimators,
         settings_overrides=_overrides(args),
     )
-    print(f"random forest saved to {path}")
+    s = out["summary"]
+    names = ", ".join(f"{k}={v}" for k, v in s["class_names"].items()) or "unnamed"
+    print(
+        f"random forest saved to {out['url']}: {_done(out)}; classes {names}; "
+        f"{s['labelled_voxels']} labelled voxels, {s['features']} features"
+    )
     return 0
 
 
+def _names(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        value, sep, name = item.partition("=")
+        if not sep or not value.isdigit() or not name:
+            raise ConfigError(f"--class-names {item!r}: expected VALUE=NAME, e.g. 1=pore")
+        out[value] = name
+    return out
+
+
 def _cmd_segment(args: argparse.Namespace, settings: Settings) -> int:
+    from ooc.segment import format_regions
     from ooc_flows.segment import segment_flow
 
     out = segment_flow(
         volume=args.volume,
         model=args.model,
         output=args.output,
+        probability_dtype=args.probability_dtype,
         settings_overrides=_overrides(args),
     )
-    names = {int(k): v for k, v in out["class_names"].items()}
-    fractions = ", ".join(
-        f"{names.get(int(c), c)} {f:.3f}" for c, f in out["class_fractions"].items()
-    )
-    print(f"{args.volume}: segmented into {out['url']} ({out['group']}) in {out['seconds']:.1f} s")
+    s = out["summary"]
+    fractions = ", ".join(f"{n} {f:.3f}" for n, f in s["class_fractions"].items())
+    print(f"{args.volume}: {_done(out)}; labels in {out['url']}")
+    print(f"  probabilities {s['probabilities']}, uncertainty {s['uncertainty']}")
     print(f"  class fractions: {fractions}")
     print("  most uncertain regions (add labels there next):")
-    for region in out["uncertain_regions"][:5]:
-        print(f"    {region}")
+    print(format_regions(s["uncertain_regions"][:5], s["unit"]))
     return 0
 
 
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.example:
+        from ooc.stages.spec import example_spec
+
+        print(example_spec(args.seed, args.shape), end="")
+        return 0
+    if args.spec:
+        from ooc.stages.spec import load_spec
+
+        load_spec(args.spec)  # a spec error is one line, before any work
     from ooc_flows.pipeline import pipeline_flow
 
     summary = pipeline_flow(
-        seed=args.seed,
-        shape=args.shape,
-        sample_id=args.sample_id,
-        settings_overrides=_overrides(args),
+        spec=args.spec, seed=args.seed, shape=args.shape, settings_overrides=_overrides(args)
     )
     print(summary["text"])
     return 0
@@ -365,16 +407,18 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ooc", description=__doc__.splitlines()[0])
     p.add_argument("--config", help="TOML configuration file (default $OOC_CONFIG or ./ooc.toml)")
+    p.add_argument("--debug", action="store_true", help="print tracebacks of errors")
     p.add_argument("--data-dir", help="where data, catalog and Prefect's local database live")
     p.add_argument(
         "--scheduler", help="Dask scheduler address (default: a LocalCluster for the run)"
     )
     sub = p.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="the whole pipeline on a synthetic sample (the main job)")
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--shape", type=_ints, help="MicroCT shape Z,Y,X (default small)")
-    run.add_argument("--sample-id", default="synthetic-0")
+    run = sub.add_parser("run", help="a pipeline spec (YAML); without one, the synthetic main job")
+    run.add_argument("spec", nargs="?", help="pipeline spec (schemas/pipeline.schema.json)")
+    run.add_argument("--example", action="store_true", help="print the main job's spec")
+    run.add_argument("--seed", type=int, default=0, help="synthetic sample (no spec)")
+    run.add_argument("--shape", type=_ints, help="synthetic MicroCT shape Z,Y,X (no spec)")
     run.set_defaults(func=_cmd_run)
 
     synth = sub.add_parser("synth", help="write a synthetic three-scale sample as TIFF stacks")
@@ -392,7 +436,7 @@ def _parser() -> argparse.ArgumentParser:
     ing.add_argument("--modality", help="MicroCT, FIB-SEM or TEM")
     ing.add_argument("--kind", choices=["grey", "labels"])
     ing.add_argument("--voxel-size", type=_triple, help="one value or Z,Y,X in --unit")
-    ing.add_argument("--unit", help="nanometer, micrometer, millimeter or meter")
+    ing.add_argument("--unit", help="nm, um (µm), mm, m or the long names (default µm)")
     ing.add_argument("--acquisition", nargs="*", default=[], metavar="KEY=VALUE")
     ing.add_argument("--chunks", type=_ints, help="chunk shape Z,Y,X (default from config)")
     ing.add_argument("--levels", type=int, help="pyramid levels (default: until one chunk)")
@@ -401,7 +445,6 @@ def _parser() -> argparse.ArgumentParser:
     ing.add_argument("--byte-order", choices=["little", "big"], help="raw input")
     ing.add_argument("--offset", type=int, help="raw input: header bytes to skip")
     ing.add_argument("--dataset", help="HDF5 input: the dataset's path")
-    ing.add_argument("--no-catalog", action="store_true", help="do not register the store")
     ing.set_defaults(func=_cmd_ingest)
 
     feat = sub.add_parser("features", help="write one filter-bank feature of a volume")
@@ -426,12 +469,23 @@ def _parser() -> argparse.ArgumentParser:
         help='JSON, e.g. {"gaussian": [0, 1, 3.5], "hessian": [1.6]} (default: ilastik\'s)',
     )
     train.add_argument("--class-weight", choices=["balanced"], help="balance rare classes")
+    train.add_argument(
+        "--class-names",
+        nargs="*",
+        default=[],
+        metavar="VALUE=NAME",
+        help="phase names of the label values, e.g. 1=pore 2=grain",
+    )
+    train.add_argument("--n-estimators", type=int, default=100, help="trees in the forest")
     train.set_defaults(func=_cmd_train)
 
     seg = sub.add_parser("segment", help="labels, probabilities and uncertainty of a whole volume")
     seg.add_argument("volume")
     seg.add_argument("model")
-    seg.add_argument("output", help="results store (.zarr)")
+    seg.add_argument("output", help="label store to write (.zarr; probabilities beside)")
+    seg.add_argument(
+        "--probability-dtype", choices=["float16", "float32", "uint8"], default="float16"
+    )
     seg.set_defaults(func=_cmd_segment)
 
     meas = sub.add_parser(
@@ -477,13 +531,21 @@ def _parser() -> argparse.ArgumentParser:
     search = cat_sub.add_parser("search", help="list stores matching all filters, newest first")
     search.add_argument("--sample", help="sample id, * wildcards allowed")
     search.add_argument("--modality")
-    search.add_argument("--kind", choices=["grey", "labels"])
+    search.add_argument("--kind", choices=["grey", "labels"], help="volume kind")
     search.add_argument("--min-voxel", type=float)
     search.add_argument("--max-voxel", type=float)
     search.add_argument("--voxel-unit", default="micrometer")
     search.add_argument("--dtype")
     search.add_argument("--since", help="ISO date/time")
     search.add_argument("--until", help="ISO date/time")
+    search.add_argument("--stage", help="ingest, train, segment, measure, simulate")
+    search.add_argument(
+        "--where",
+        nargs="*",
+        default=[],
+        metavar="CONDITION",
+        help="conditions on key numbers, e.g. 'permeability_mD_z > 1' '0.2 <= porosity <= 0.4'",
+    )
     search.add_argument("--json", action="store_true")
     reg = cat_sub.add_parser("register", help="add a store written elsewhere")
     reg.add_argument("store")
@@ -499,10 +561,18 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(args.config, **_overrides(args))
         if args.config:
             os.environ["OOC_CONFIG"] = args.config  # flows re-read the same file
-        _prepare_prefect(settings)
+        _prepare_prefect(settings, debug=args.debug)
         return args.func(args, settings)
-    except (OocError, FileNotFoundError) as err:
+    except (OocError, FileNotFoundError, FileExistsError, NotADirectoryError) as err:
+        if args.debug:
+            raise
         print(f"ooc {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except ImportError as err:
+        if args.debug:
+            raise
+        hint = _EXTRAS.get((err.name or "").split(".")[0], "")
+        print(f"ooc {args.command}: error: {err}{hint}", file=sys.stderr)
         return 2
 
 

@@ -8,7 +8,6 @@ import dask.array as da
 import numpy as np
 import pytest
 import xarray as xr
-import zarr
 
 from ooc.errors import InputError
 from ooc.features import FeatureSpec, feature_stack
@@ -20,9 +19,10 @@ from ooc.segment import (
     match_labels,
     multi_otsu,
     save_model,
-    segment,
+    segmentation,
     simulate_scribbles,
     train_forest,
+    uncertain_regions,
 )
 from ooc.synth import default_sample, render_scan
 
@@ -93,60 +93,31 @@ def test_probabilities_do_not_depend_on_blocks(small_case: tuple) -> None:
     np.testing.assert_allclose(a, ref, atol=1e-6)
 
 
-def test_segment_writes_labels_probabilities_uncertainty_and_regions(
-    tmp_path, small_case: tuple
-) -> None:
-    from ooc.results import open_results
-
+def test_segmentation_gives_labels_probabilities_and_uncertainty(small_case: tuple) -> None:
     _, grey, model = small_case
     vol = xr.DataArray(
         da.from_array(grey, chunks=20),
         dims=("z", "y", "x"),
         coords={d: 2.0 * np.arange(n) for d, n in zip("zyx", grey.shape, strict=True)},
-        attrs={"voxel_size": [2.0, 2.0, 2.0], "unit": "micrometer", "url": "mem://grey"},
+        attrs={"voxel_size": [2.0, 2.0, 2.0], "unit": "micrometer"},
     )
-    url = str(tmp_path / "seg.zarr")
-    out = segment(vol, model, url, region=16, top=5, device="cpu")
-    ds = open_results(url)["segmentation"].to_dataset()
+    ds = segmentation(vol, model, device="cpu").compute()
     p = ds["probabilities"].values
     labels = ds["labels"].values
     assert ds["labels"].dims == ("z", "y", "x")
-    assert ds["probabilities"].dims == (
-        "class",
-        "z",
-        "y",
-        "x",
-    )
+    assert ds["probabilities"].dims == ("class", "z", "y", "x")
     assert ds["x"].attrs["units"] == "micrometer"
     assert float(ds["x"][1]) == 2.0
-    assert ds["class"].values.tolist() == [1, 2, 3] == out["classes"]
+    assert ds["class"].values.tolist() == [1, 2, 3]
     np.testing.assert_array_equal(labels, np.array([1, 2, 3])[p.argmax(0)])
+    np.testing.assert_allclose(p.sum(axis=0), 1.0, atol=1e-5)
     np.testing.assert_allclose(ds["uncertainty"].values, entropy(p), atol=1e-6)
     u = ds["uncertainty"].values
     assert u.min() >= 0.0
     assert u.max() <= 1.0
-    # regions: non-overlapping 16³ cells, most uncertain first, scores are the cells' means
-    regions = out["uncertain_regions"]
-    assert len(regions) == 5
-    scores = [r["mean_uncertainty"] for r in regions]
-    assert scores == sorted(scores, reverse=True)
-    for r in regions:
-        box = tuple(slice(a, b) for a, b in zip(r["start"], r["stop"], strict=True))
-        assert r["mean_uncertainty"] == pytest.approx(float(u[box].mean()), rel=1e-5)
-    cells = np.zeros((3, 3, 3))
-    for i in np.ndindex(3, 3, 3):
-        box = tuple(slice(16 * a, 16 * a + 16) for a in i)
-        cells[i] = u[box].mean()
-    assert scores[0] == pytest.approx(cells.max(), rel=1e-5)
-    assert regions[0]["centre"] == [
-        2.0 * (a + b - 1) / 2 for a, b in zip(regions[0]["start"], regions[0]["stop"], strict=True)
-    ]
-    assert sum(out["class_fractions"].values()) == pytest.approx(1.0)
-    hist = json.loads(ds.attrs["ooc_history"])
-    assert hist[0]["step"] == "segment"
-    assert hist[0]["parameters"]["model"]["step"] == "train_forest"
-    g = zarr.open_group(url, path="segmentation", mode="r")
-    assert json.loads(g.attrs["uncertain_regions"]) == regions
+    regions = uncertain_regions(ds["uncertainty"], region=16, top=5)
+    cells = [u[tuple(slice(16 * a, 16 * a + 16) for a in i)].mean() for i in np.ndindex(3, 3, 3)]
+    assert regions[0]["mean_uncertainty"] == pytest.approx(max(cells), rel=1e-5)
 
 
 def test_saved_forest_predicts_the_same_and_refuses_tampering(tmp_path, small_case: tuple) -> None:
@@ -221,7 +192,6 @@ def test_end_to_end_from_ooc_stores(tmp_path, microct: tuple[np.ndarray, np.ndar
     import ooc
     from ooc.io import ingest, open_reader
     from ooc.metadata import VolumeMetadata
-    from ooc.results import open_results
     from ooc.segment import load_annotations
 
     truth, grey = microct
@@ -256,9 +226,7 @@ def test_end_to_end_from_ooc_stores(tmp_path, microct: tuple[np.ndarray, np.ndar
         vol, ann, FeatureSpec(filters={"gaussian": [0.0, 1.0], "hessian": [1.0]}), n_estimators=10
     )
     assert model.provenance["inputs"][0]["volume"] == str(tmp_path / "grey.zarr")
-    out = segment(vol, model, str(tmp_path / "results.zarr"), device="cpu")
-    ds = open_results(str(tmp_path / "results.zarr"))["segmentation"].to_dataset()
+    ds = segmentation(vol, model, device="cpu").compute()
     np.testing.assert_allclose(ds["z"].values, vol["z"].values)
     assert json.loads(ds.attrs["class_names"]) == {"1": "pore", "2": "grain", "3": "micro-porous"}
-    assert out["class_names"][3] == "micro-porous"
     assert np.mean(list(iou(ds["labels"].values.astype(int) - 1, truth, [0, 1, 2]).values())) > 0.7

@@ -13,11 +13,9 @@ from pathlib import Path
 import dask.array as da
 import numpy as np
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("safetensors")
-
-from ooc.segment import (  # noqa: E402
+from ooc.segment import (
     iou,
     load_model,
     match_labels,
@@ -25,8 +23,8 @@ from ooc.segment import (  # noqa: E402
     save_model,
     simulate_scribbles,
 )
-from ooc.segment.tiling import tile_starts, tile_window  # noqa: E402
-from ooc.segment.unet import (  # noqa: E402
+from ooc.segment.tiling import tile_starts, tile_window
+from ooc.segment.unet import (
     IGNORE_INDEX,
     TrainedUNet,
     UNet,
@@ -37,7 +35,7 @@ from ooc.segment.unet import (  # noqa: E402
     train_unet,
     unet_probabilities,
 )
-from ooc.synth import default_sample, render_scan  # noqa: E402
+from ooc.synth import default_sample, render_scan
 
 TINY = UNetConfig(n_classes=3, base_channels=8, levels=2)
 

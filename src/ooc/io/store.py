@@ -302,8 +302,11 @@ class VolumeStore:
         return list(_boxes(tuple(self.plan["levels"][level]), tuple(self.plan["regions"][level])))
 
     def pending_regions(self, level: int) -> list[tuple[tuple[int, ...], Box]]:
-        """Regions of ``level`` whose completion flag is not set yet."""
-        done = np.asarray(self.group["_progress"][str(level)][...])
+        """Regions of ``level`` whose completion flag is not set yet (none once complete)."""
+        group = self.group
+        if "_progress" not in group:  # finished: the flags were dropped with the last write
+            return []
+        done = np.asarray(group["_progress"][str(level)][...])
         return [(idx, box) for idx, box in self.regions(level) if not done[idx]]
 
     def write_region(

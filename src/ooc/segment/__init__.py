@@ -34,7 +34,13 @@ from ooc.segment.metrics import confusion_matrix, iou, match_labels, mean_iou, m
 from ooc.segment.models import load_model, save_model
 from ooc.segment.predict import segmentation
 from ooc.segment.scribbles import simulate_scribbles
-from ooc.segment.uncertainty import entropy, margin, uncertain_regions
+from ooc.segment.uncertainty import (
+    UncertainRegion,
+    entropy,
+    format_regions,
+    margin,
+    uncertain_regions,
+)
 
 _TORCH = {
     "TrainedUNet": "TrainedUNet",
@@ -51,9 +57,11 @@ __all__ = [
     "TrainedUNet",
     "UNet",
     "UNetConfig",
+    "UncertainRegion",
     "confusion_matrix",
     "entropy",
     "forest_probabilities",
+    "format_regions",
     "iou",
     "load_annotations",
     "load_model",

@@ -167,6 +167,8 @@ def run_segment(
             run_id=run_id,
         )
         for name, kind in (("labels", "labels"), ("uncertainty", "grey"), ("probabilities", "")):
+            if stores[name].status == "complete":
+                continue
             if kind:
                 build_pyramid(stores[name], kind, verify=ctx.resume, progress=progress)
             stores[name].finish(record)
