@@ -328,15 +328,12 @@ def _plain_pickle(path: Path) -> None:
     path.write_bytes(pickle.dumps(_Marker(str(path.parent / "marker-pickle"))))
 
 
-_NEEDS_FIX = pytest.mark.xfail(
-    reason="load_model lets zipfile.BadZipFile/ValueError from skops through (fix proposed)"
-)
-# (weights file, how it is crafted, whether load_model already answers with an InputError)
+# (weights file, how it is crafted, test id)
 _CRAFTED = [
-    ("forest.skops", _plain_pickle, "pickle-renamed-skops", False),
-    ("forest.skops", _skops_with_reduce, "skops-reduce-os-mkdir", True),
-    ("forest.skops", _skops_with_object_npy, "skops-object-npy-pickle", False),
-    ("model.pkl", _plain_pickle, "model-json-names-pickle", False),
+    ("forest.skops", _plain_pickle, "pickle-renamed-skops"),
+    ("forest.skops", _skops_with_reduce, "skops-reduce-os-mkdir"),
+    ("forest.skops", _skops_with_object_npy, "skops-object-npy-pickle"),
+    ("model.pkl", _plain_pickle, "model-json-names-pickle"),
 ]
 
 
@@ -350,9 +347,7 @@ def _crafted_folder(tmp_path: Path, weights: str, write: Callable[[Path], None])
     return folder
 
 
-@pytest.mark.parametrize(
-    ("weights", "write"), [pytest.param(w, f, id=i) for w, f, i, _ in _CRAFTED]
-)
+@pytest.mark.parametrize(("weights", "write"), [pytest.param(w, f, id=i) for w, f, i in _CRAFTED])
 def test_crafted_pickles_in_a_model_folder_run_no_code(
     tmp_path: Path, weights: str, write: Callable[[Path], None]
 ) -> None:
@@ -364,7 +359,7 @@ def test_crafted_pickles_in_a_model_folder_run_no_code(
 
 @pytest.mark.parametrize(
     ("weights", "write"),
-    [pytest.param(w, f, id=i, marks=() if ok else _NEEDS_FIX) for w, f, i, ok in _CRAFTED],
+    [pytest.param(w, f, id=i) for w, f, i in _CRAFTED],
 )
 def test_crafted_pickles_in_a_model_folder_are_refused_with_an_input_error(
     tmp_path: Path, weights: str, write: Callable[[Path], None]

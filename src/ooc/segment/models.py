@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -138,11 +139,17 @@ def load_model(path: str | os.PathLike[str]) -> Any:
         from ooc.features import FeatureSpec
         from ooc.segment.forest import TrainedForest
 
-        untrusted = set(sio.get_untrusted_types(file=weights))
+        try:
+            untrusted = set(sio.get_untrusted_types(file=weights))
+        except (zipfile.BadZipFile, KeyError, ValueError) as err:
+            raise InputError(f"{weights}: not a skops archive ({err})") from None
         unknown = sorted(untrusted - _SKOPS_TRUSTED)
         if unknown:
             raise InputError(f"{weights}: holds types that are not a forest's: {unknown}")
-        estimator = sio.load(weights, trusted=sorted(untrusted))
+        try:
+            estimator = sio.load(weights, trusted=sorted(untrusted))
+        except (KeyError, TypeError, ValueError) as err:
+            raise InputError(f"{weights}: not a loadable skops forest ({err})") from None
         return TrainedForest(
             estimator=estimator,
             spec=FeatureSpec.from_dict(doc["spec"]),

@@ -25,6 +25,7 @@ import datetime as dt
 import hashlib
 import json
 import math
+import re
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -187,6 +188,12 @@ def remove(url: str, *, storage_options: dict[str, Any] | None = None) -> None:
     fs.rm(path, recursive=True)
 
 
+def number_name(text: str) -> str:
+    """A key number's name as the catalog takes it: letters, digits and ``_`` (so
+    ``fraction_micro-porous`` becomes ``fraction_micro_porous``)."""
+    return re.sub(r"\W", "_", text)
+
+
 def write_record(
     url: str,
     *,
@@ -223,7 +230,7 @@ def write_record(
             "modality": modality,
             "store_kind": store_kind,
             "numbers": {
-                k: float(v)
+                number_name(k): float(v)
                 for k, v in (numbers or {}).items()
                 if v is not None and math.isfinite(v)
             },
