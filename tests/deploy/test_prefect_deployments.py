@@ -11,11 +11,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-import sqlalchemy
 import tifffile
 import yaml
 import zarr
-from packaging.version import Version
 
 import ooc
 from ooc.catalog import search
@@ -79,12 +77,6 @@ def test_cron_schedules_are_parsed(prefect_server: Any, deployed: dict[str, Any]
         assert got == [(s["cron"], s["timezone"], s["active"]) for s in schedules]
 
 
-@pytest.mark.xfail(
-    Version(sqlalchemy.__version__) >= Version("2.1"),
-    reason="Prefect 3.8's scheduler service cannot insert scheduled runs with SQLAlchemy 2.1 "
-    "(InvalidRequestError: Can't evaluate bulk DML statement); needs sqlalchemy<2.1",
-    strict=True,
-)
 def test_the_server_schedules_runs_at_the_cron_times(
     prefect_server: Any, deployed: dict[str, Any]
 ) -> None:
