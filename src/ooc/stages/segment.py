@@ -31,7 +31,6 @@ from ooc.stages.record import model_weights_digest, prepare_output, store_parent
 __all__ = ["CODE_VERSION", "companion_urls", "run_segment"]
 
 CODE_VERSION = 1
-_REGION_BYTES = 64 * 2**20
 
 
 def companion_urls(output: str) -> dict[str, str]:
@@ -82,13 +81,15 @@ def run_segment(
     uncertainty: str = "entropy",
     probability_dtype: str = "float16",
     device: str = "auto",
+    max_region_bytes: int = 64 * 2**20,
     run_id: str | None = None,
     progress: bool | None = None,
 ) -> Outcome:
     """Segment the grey store ``volume`` with the saved ``model`` into ``output`` (see module).
 
     ``probability_dtype`` ("float16", "float32" or "uint8") is used for the probabilities and
-    the uncertainty. Runs on the active Dask scheduler, region by region.
+    the uncertainty. Runs on the active Dask scheduler, region by region; a region's working
+    set (probabilities of every class) is kept near ``max_region_bytes`` (at least one chunk).
     """
     parameters = {
         "uncertainty": uncertainty,
@@ -121,7 +122,7 @@ def run_segment(
         chunks = tuple(int(c[0]) for c in vol.data.chunks)
         # a region's working set: K float32 probabilities, the uncertainty, the three outputs
         per_voxel = 4 * len(classes) + 8
-        regions = region_grid(shape, chunks, per_voxel, _REGION_BYTES)
+        regions = region_grid(shape, chunks, per_voxel, max_region_bytes)
         plan = {"stage": "segment", "stage_digest": ctx.digest}
         stores = {}
         for name, kind, dtype, channels, levels in (
