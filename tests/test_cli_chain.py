@@ -1,21 +1,20 @@
-"""The README's chain, typed as a user would: every verb a subprocess, each stage's output the
-next one's input (synth -> ingest -> train -> segment -> measure -> simulate -> catalog)."""
+"""The README's chain, typed as a user would: every ``ooc`` line of the README run as written in a
+shell, each stage's output the next one's input; and stage errors as one line."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import tifffile
 import yaml
 
 import ooc
-from ooc.segment import simulate_scribbles
 
 
 def _ooc(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -35,43 +34,43 @@ def _ok(result: subprocess.CompletedProcess[str]) -> str:
     return result.stdout
 
 
-@pytest.mark.slow
-def test_grey_scan_to_properties_through_the_command_line(tmp_path: Path) -> None:
-    _ok(
-        _ooc(
-            "synth",
-            "raw",
-            "--seed",
-            "2",
-            "--shape",
-            "40,40,40",
-            "--scales",
-            "MicroCT",
-            cwd=tmp_path,
-        )
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_commands() -> list[str]:
+    """The ``ooc ...`` lines of the README's "Using it" chain, in order, comments removed."""
+    text = README.read_text().split("## Using it", 1)[1]
+    block = text.split("```bash\n", 1)[1].split("```", 1)[0]
+    return [re.sub(r"\s+#.*$", "", line) for line in block.splitlines() if line.startswith("ooc ")]
+
+
+def _shell(line: str, cwd: Path) -> str:
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "OOC_DATA_DIR": str(cwd / "data"),
+        "OOC_PROGRESS": "0",
+        "OOC_N_WORKERS": "1",
+    }
+    result = subprocess.run(
+        ["bash", "-c", line], cwd=cwd, env=env, capture_output=True, text=True, timeout=900
     )
-    out = _ok(
-        _ooc(
-            "ingest", "raw/MicroCT/grey", "rock.zarr", "--sample-id", "rock-1", "--modality",
-            "MicroCT", "--voxel-size", "2", "--unit", "um", "--chunks", "24,24,24", cwd=tmp_path,
-        )
-    )  # fmt: skip
-    assert "rock.zarr: written" in out
-    truth = tifffile.imread(sorted((tmp_path / "raw/MicroCT/labels").glob("*.tif")))
-    strokes = simulate_scribbles(truth, fraction=0.01, seed=0)
-    painted = np.zeros(truth.shape, np.uint8)
-    painted[tuple(strokes.coords.T)] = strokes.labels
-    tifffile.imwrite(tmp_path / "scribbles.tif", painted)
-    out = _ok(
-        _ooc(
-            "train", "rock.zarr", "scribbles.tif", "rock.model", "--class-names", "1=pore",
-            "2=grain", "3=micro-porous", "--filters", '{"gaussian": [0, 1, 2], "gradient": [1]}',
-            "--n-estimators", "30", cwd=tmp_path,
-        )
-    )  # fmt: skip
-    assert "classes 1=pore, 2=grain, 3=micro-porous" in out
-    out = _ok(_ooc("segment", "rock.zarr", "rock.model", "seg.zarr", cwd=tmp_path))
-    assert "most uncertain regions" in out
+    assert result.returncode == 0, f"{line}\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+@pytest.mark.slow
+def test_the_readme_chain_runs_as_written(tmp_path: Path) -> None:
+    """Every ``ooc`` line of the README, typed as shown: grey scan -> properties, then a spec."""
+    lines = readme_commands()
+    verbs = [line.split()[1] for line in lines]
+    assert verbs[:5] == ["synth", "ingest", "train", "segment", "measure"]
+    out = {line: _shell(line, tmp_path) for line in lines}
+    printed = dict(zip(verbs, out.values(), strict=False))
+    assert "rock.zarr: written" in printed["ingest"]
+    assert "classes 1=pore, 2=grain, 3=micro-porous" in printed["train"]
+    assert "most uncertain regions" in printed["segment"]
+
     seg = ooc.open_volume(str(tmp_path / "seg.zarr"))
     assert seg.attrs["kind"] == "labels"
     assert seg.attrs["voxel_size"] == [2.0, 2.0, 2.0]
@@ -83,68 +82,29 @@ def test_grey_scan_to_properties_through_the_command_line(tmp_path: Path) -> Non
         "micro-porous",
     ]
     assert ooc.open_volume(str(tmp_path / "seg.probabilities.zarr")).dims == ("c", "z", "y", "x")
-
-    out = _ok(
-        _ooc(
-            "measure",
-            "seg.zarr",
-            "measure.zarr",
-            "--pore",
-            "pore",
-            "--objects",
-            "grain",
-            cwd=tmp_path,
-        )
-    )
     expected = np.bincount(seg.values.ravel(), minlength=4)[1:] / seg.size
-    assert f"phase fractions: pore {expected[0]:.4f}, grain {expected[1]:.4f}" in out
+    assert f"phase fractions: pore {expected[0]:.4f}, grain {expected[1]:.4f}" in printed["measure"]
     assert (tmp_path / "measure.pore_size.png").stat().st_size > 1000
-    out = _ok(_ooc("simulate", "seg.zarr", "--dry-run", cwd=tmp_path))
-    assert "route: whole" in out
-    out = _ok(
-        _ooc(
-            "simulate", "seg.zarr", "simulate.zarr", "--pore", "pore", "--phase-value", "pore=1",
-            "micro-porous=0.25", "--porous", "micro-porous=1e-15", cwd=tmp_path,
-        )
-    )  # fmt: skip
-    assert "tortuosity factor: z" in out
-    again = _ok(
-        _ooc(
-            "measure",
-            "seg.zarr",
-            "measure.zarr",
-            "--pore",
-            "pore",
-            "--objects",
-            "grain",
-            cwd=tmp_path,
-        )
-    )
-    assert "already done" in again
+    assert any("tortuosity factor: z" in o for line, o in out.items() if "simulate.zarr" in line)
+    assert "segment" in printed["history"]
 
     found = json.loads(
-        _ok(
-            _ooc(
-                "catalog",
-                "search",
-                "--sample",
-                "rock-*",
-                "--where",
-                "porosity > 0",
-                "--json",
-                cwd=tmp_path,
-            )
-        )
+        _shell("ooc catalog search --sample 'rock-*' --where 'porosity > 0' --json", tmp_path)
     )
-    assert {r["stage"] for r in found} == {"measure"}
-    assert found[0]["url"] == str(tmp_path / "measure.zarr")
-    listed = _ok(_ooc("catalog", "search", "--sample", "rock-*", cwd=tmp_path))
+    urls = {r["stage"]: r["url"] for r in found}  # results stores that record a porosity
+    assert urls == {
+        "measure": str(tmp_path / "measure.zarr"),
+        "simulate": str(tmp_path / "simulate.zarr"),
+    }
+    listed = _shell("ooc catalog search --sample 'rock-*'", tmp_path)
     assert "seg.zarr" in listed
     assert "rock.model" in listed
-    assert "segment" in _ok(_ooc("history", "seg.zarr", cwd=tmp_path))
-
-    spec = yaml.safe_load(_ok(_ooc("run", "--example", cwd=tmp_path)))
+    assert "already done" in _shell(
+        "ooc measure seg.zarr measure.zarr --pore pore --objects grain", tmp_path
+    )
+    spec = yaml.safe_load((tmp_path / "spec.yaml").read_text())
     assert set(spec["scans"]) == {"MicroCT", "FIB-SEM", "TEM"}
+    assert "segmentation IoU" in out["ooc run spec.yaml"]
 
 
 @pytest.mark.parametrize(

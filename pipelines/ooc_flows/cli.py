@@ -196,11 +196,16 @@ def _cmd_catalog(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_synth(args: argparse.Namespace, settings: Settings) -> int:
-    from ooc.synth import default_sample, write_sample
+    from ooc.synth import PHASES, default_sample, write_sample
+    from ooc.synth.scribbles import write_scribbles
 
     spec = default_sample(seed=args.seed, shape=tuple(args.shape) if args.shape else None)
     out = write_sample(spec, Path(args.output), scales=args.scales)
     print(f"synthetic sample written to {out.parent} (described in {out})")
+    if "MicroCT" in (args.scales or ["MicroCT"]):
+        strokes = write_scribbles(out.parent, fraction=args.scribbles, seed=args.seed)
+        names = ", ".join(f"{i + 1} {n}" for i, n in enumerate(PHASES["MicroCT"]))
+        print(f"  MicroCT scribbles for ooc train: {strokes} (values: {names})")
     return 0
 
 
@@ -426,6 +431,9 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--shape", type=_ints, help="MicroCT shape Z,Y,X")
     synth.add_argument("--scales", nargs="+", choices=["MicroCT", "FIB-SEM", "TEM"])
+    synth.add_argument(
+        "--scribbles", type=float, default=0.001, help="fraction of MicroCT voxels scribbled"
+    )
     synth.set_defaults(func=_cmd_synth)
 
     ing = sub.add_parser("ingest", help="raw scan -> Zarr v3 / OME-Zarr volume store")

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tifffile
 from prefect import flow, task
 
 from ooc.cluster import dask_client, progress_enabled
 from ooc.stages.spec import ScanPlan, example_spec, load_spec, scan_plans
 from ooc.synth import SampleSpec, default_sample, write_sample
+from ooc.synth.scribbles import write_scribbles
 
 from ._runtime import settings_from, stage_task
 
@@ -29,8 +29,6 @@ __all__ = ["pipeline_flow"]
 def synthesize(out_dir: str, seed: int, shape: list[int] | None, scribbles: float) -> str:
     """Write the synthetic sample's TIFF stacks and MicroCT scribbles (a label TIFF drawn
     inside the ground truth, as a person would), unless the same sample is complete."""
-    from ooc.segment import simulate_scribbles
-
     spec = default_sample(seed=seed, **({"shape": tuple(shape)} if shape else {}))
     path = Path(out_dir) / "sample.json"
     strokes = Path(out_dir) / "MicroCT" / "scribbles.tif"
@@ -41,11 +39,7 @@ def synthesize(out_dir: str, seed: int, shape: list[int] | None, scribbles: floa
         ):
             return str(path)
     write_sample(spec, out_dir, progress=progress_enabled())
-    truth = tifffile.imread(sorted((Path(out_dir) / "MicroCT" / "labels").glob("*.tif")))
-    marks = simulate_scribbles(truth, fraction=scribbles, seed=seed)  # class = label + 1
-    painted = np.zeros(truth.shape, dtype=np.uint8)
-    painted[tuple(marks.coords.T)] = marks.labels
-    tifffile.imwrite(strokes, painted)
+    write_scribbles(out_dir, fraction=scribbles, seed=seed)
     return str(path)
 
 

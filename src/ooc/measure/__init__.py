@@ -1,8 +1,13 @@
 """Measurements on segmented volumes, exact across chunk boundaries.
 
-Every function takes a ``dask.array.Array`` of integer labels (any chunking) with the voxel
-size ``(z, y, x)`` and its ``unit``, runs on any Dask scheduler, and returns ``xarray``
-Datasets (scalars, per-block maps, distributions) or, for objects, a ``pandas.DataFrame``.
+Every function takes the label volume ``ooc.open_volume`` returns (an ``xarray.DataArray``,
+geometry from its attrs), or a NumPy/Dask array of integer labels (any chunking) with the voxel
+size ``(z, y, x)`` and its ``unit`` as keywords; it runs on any Dask scheduler and returns
+``xarray`` Datasets (scalars, per-block maps, distributions) or, for objects, a
+``pandas.DataFrame``::
+
+    labels = ooc.open_volume("seg.zarr")
+    ooc.measure.phase_fractions(labels, phases={"pore": 1, "grain": 2})
 
 ========================================  ==================================================
 :func:`phase_fractions`                   volume fractions, porosity, per-block maps

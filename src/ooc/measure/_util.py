@@ -14,6 +14,7 @@ from typing import Any
 import dask
 import dask.array as da
 import numpy as np
+import xarray as xr
 
 Phases = Mapping[str, int] | Sequence[int] | None
 
@@ -38,6 +39,30 @@ def as_dask(labels: Any, name: str = "labels") -> da.Array:
     if any(math.isnan(c) for cs in labels.chunks for c in cs):
         raise ValueError(f"{name}: chunk sizes must be known (call compute_chunk_sizes())")
     return labels
+
+
+def with_geometry(
+    labels: Any,
+    voxel_size: Sequence[float] | float | None,
+    unit: str | None,
+    name: str = "labels",
+) -> tuple[da.Array, tuple[float, float, float], str]:
+    """Labels (or a mask) as a checked dask array with their voxel size and unit.
+
+    ``labels`` is the ``xarray.DataArray`` :func:`ooc.open_volume` returns (geometry from its
+    attrs and coordinates; ``voxel_size``/``unit`` override them), or a NumPy/Dask array with
+    ``voxel_size`` (one value or z, y, x) and ``unit`` given.
+    """
+    from ooc.volume import Volume, as_volume
+
+    if isinstance(labels, xr.DataArray | Volume):
+        vol = as_volume(labels, voxel_size=voxel_size, unit=unit)
+        return as_dask(vol.data, name), check_voxel_size(vol.voxel_size), vol.unit
+    if voxel_size is None:
+        raise ValueError(
+            f"{name}: give voxel_size (and unit), or pass the DataArray ooc.open_volume returns"
+        )
+    return as_dask(labels, name), check_voxel_size(voxel_size), unit or "voxel"
 
 
 def check_voxel_size(voxel_size: Sequence[float]) -> tuple[float, float, float]:

@@ -42,7 +42,7 @@ import scipy.sparse as sp
 import scipy.sparse.csgraph as csgraph
 import xarray as xr
 
-from ooc.measure._util import as_dask, check_voxel_size, resolve_phases
+from ooc.measure._util import as_dask, resolve_phases, with_geometry
 
 __all__ = ["ComponentInfo", "label_components", "phase_connectivity", "structure"]
 
@@ -367,10 +367,10 @@ def label_components(
 
 
 def phase_connectivity(
-    labels: da.Array,
+    labels: da.Array | xr.DataArray,
     *,
-    voxel_size: tuple[float, float, float],
-    unit: str,
+    voxel_size: tuple[float, float, float] | float | None = None,
+    unit: str | None = None,
     phases: dict[str, int] | list[int] | None = None,
     connectivity: int = 6,
 ) -> xr.Dataset:
@@ -403,8 +403,7 @@ def phase_connectivity(
         * ``isolated_fraction (phase)``: ... touching none of the six faces;
         * ``phase_volume (phase)``: in ``unit``³.
     """
-    labels = as_dask(labels)
-    vs = check_voxel_size(voxel_size)
+    labels, vs, unit = with_geometry(labels, voxel_size, unit)
     names, values = resolve_phases(labels, phases)
     struct = structure(connectivity)
     P = len(values)

@@ -29,14 +29,13 @@ import xarray as xr
 
 from ooc.measure._util import (
     Phases,
-    as_dask,
-    check_voxel_size,
     codes_block,
     core_bounds,
     depth_voxels,
     map_blocks_reduce,
     overlap,
     resolve_phases,
+    with_geometry,
 )
 
 __all__ = ["chord_length_distribution", "two_point_correlation"]
@@ -95,10 +94,10 @@ def _corr_block(ext, index, numblocks, depth, values):
 
 
 def two_point_correlation(
-    labels: da.Array,
+    labels: da.Array | xr.DataArray,
     *,
-    voxel_size: Sequence[float],
-    unit: str,
+    voxel_size: Sequence[float] | float | None = None,
+    unit: str | None = None,
     phases: Phases = None,
     max_lag: float | None = None,
 ) -> xr.Dataset:
@@ -127,8 +126,7 @@ def two_point_correlation(
           ``lag_axis (axis, step)`` in ``unit`` (NaN beyond an axis' reach);
         * ``fraction (phase)``: volume fraction (the value at lag 0).
     """
-    labels = as_dask(labels)
-    vs = check_voxel_size(voxel_size)
+    labels, vs, unit = with_geometry(labels, voxel_size, unit)
     names, values = resolve_phases(labels, phases)
     if max_lag is None:
         ext_min = min(n * v for n, v in zip(labels.shape, vs, strict=True))
@@ -240,10 +238,10 @@ def _chord_block(block, index, axis, values, exclude_border):
 
 
 def chord_length_distribution(
-    labels: da.Array,
+    labels: da.Array | xr.DataArray,
     *,
-    voxel_size: Sequence[float],
-    unit: str,
+    voxel_size: Sequence[float] | float | None = None,
+    unit: str | None = None,
     phases: Phases = None,
     exclude_border: bool = True,
 ) -> xr.Dataset:
@@ -271,8 +269,7 @@ def chord_length_distribution(
         * ``mean_chord (phase, axis)``: mean chord length in ``unit``;
         * coordinate ``chord_length (axis, n)`` in ``unit``.
     """
-    labels = as_dask(labels)
-    vs = check_voxel_size(voxel_size)
+    labels, vs, unit = with_geometry(labels, voxel_size, unit)
     names, values = resolve_phases(labels, phases)
     P = len(values)
     nmax = max(labels.shape)

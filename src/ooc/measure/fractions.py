@@ -15,13 +15,12 @@ import xarray as xr
 
 from ooc.measure._util import (
     Phases,
-    as_dask,
     block_offsets,
     centres,
-    check_voxel_size,
     codes_block,
     map_blocks_reduce,
     resolve_phases,
+    with_geometry,
 )
 
 __all__ = ["phase_fractions"]
@@ -34,10 +33,10 @@ def _count_block(block: np.ndarray, index: tuple[int, ...], values: np.ndarray) 
 
 
 def phase_fractions(
-    labels: da.Array,
+    labels: da.Array | xr.DataArray,
     *,
-    voxel_size: Sequence[float],
-    unit: str,
+    voxel_size: Sequence[float] | float | None = None,
+    unit: str | None = None,
     phases: Phases = None,
     block_shape: Sequence[int] | int | None = 64,
     pore: str | None = None,
@@ -71,8 +70,7 @@ def phase_fractions(
           ``block_voxels (bz, by, bx)``;
         * ``porosity``: scalar, when a pore phase is known; ``local_porosity (bz, by, bx)``.
     """
-    labels = as_dask(labels)
-    vs = check_voxel_size(voxel_size)
+    labels, vs, unit = with_geometry(labels, voxel_size, unit)
     names, values = resolve_phases(labels, phases)
     if block_shape is None:
         grid_labels = labels

@@ -55,8 +55,6 @@ import xarray as xr
 from skimage.segmentation import watershed
 
 from ooc.measure._util import (
-    as_dask,
-    check_voxel_size,
     core_bounds,
     core_view,
     depth_voxels,
@@ -64,6 +62,7 @@ from ooc.measure._util import (
     map_blocks_reduce,
     overlap,
     weighted_quantiles,
+    with_geometry,
     with_min_chunks,
 )
 from ooc.measure.connectivity import label_components
@@ -254,9 +253,9 @@ def _object_block(ext, index, numblocks, starts, offsets, area_per, sampling):
 
 
 def separate_objects(
-    mask: da.Array,
+    mask: da.Array | xr.DataArray,
     *,
-    voxel_size: Sequence[float],
+    voxel_size: Sequence[float] | float | None = None,
     min_distance: float | None = None,
     connectivity: int = 6,
     halo: float | None = None,
@@ -297,10 +296,9 @@ def separate_objects(
     n : int
         Number of objects (markers).
     """
-    mask = as_dask(mask, "mask")
+    mask, vs, _ = with_geometry(mask, voxel_size, None, "mask")
     if mask.dtype != bool:
         mask = mask != 0
-    vs = check_voxel_size(voxel_size)
     conn = {6: 1, 18: 2, 26: 3}.get(int(connectivity))
     if conn is None:
         raise ValueError(f"connectivity: expected 6, 18 or 26, got {connectivity}")
@@ -372,10 +370,10 @@ def separate_objects(
 
 
 def object_table(
-    labels: da.Array,
+    labels: da.Array | xr.DataArray,
     *,
-    voxel_size: Sequence[float],
-    unit: str,
+    voxel_size: Sequence[float] | float | None = None,
+    unit: str | None = None,
 ) -> pd.DataFrame:
     """Per-object measures of a labelled volume.
 
@@ -399,8 +397,7 @@ def object_table(
     (voxel indices, inclusive); ``touches_border`` (bool). ``df.attrs`` holds ``unit`` and
     ``voxel_size``.
     """
-    labels = as_dask(labels)
-    vs = check_voxel_size(voxel_size)
+    labels, vs, unit = with_geometry(labels, voxel_size, unit)
     offsets, _lengths, area_per = direction_set(vs)
     x = labels if np.issubdtype(labels.dtype, np.signedinteger) else labels.astype(np.int64)
     xe = overlap(x, (1, 1, 1), 0)

@@ -48,8 +48,6 @@ import xarray as xr
 
 from ooc.measure._util import (
     Phases,
-    as_dask,
-    check_voxel_size,
     codes_block,
     core_bounds,
     core_view,
@@ -57,6 +55,7 @@ from ooc.measure._util import (
     map_blocks_reduce,
     overlap,
     resolve_phases,
+    with_geometry,
 )
 from ooc.units import metres_per_unit
 
@@ -109,10 +108,10 @@ _OUTSIDE = -(2**62)
 
 
 def surface_area(
-    labels: da.Array,
+    labels: da.Array | xr.DataArray,
     *,
-    voxel_size: Sequence[float],
-    unit: str,
+    voxel_size: Sequence[float] | float | None = None,
+    unit: str | None = None,
     phases: Phases = None,
 ) -> xr.Dataset:
     """Surface area per unit volume of each phase and between each pair of phases.
@@ -148,8 +147,7 @@ def surface_area(
 
         ``attrs["method"]`` names the estimator.
     """
-    labels = as_dask(labels)
-    vs = check_voxel_size(voxel_size)
+    labels, vs, unit = with_geometry(labels, voxel_size, unit)
     names, values = resolve_phases(labels, phases)
     P = len(values)
     ncodes = P + 2  # phases, other, outside

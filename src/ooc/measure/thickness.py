@@ -44,7 +44,6 @@ import scipy.ndimage as ndi
 import xarray as xr
 
 from ooc.measure._util import (
-    as_dask,
     check_voxel_size,
     core_bounds,
     core_view,
@@ -52,6 +51,7 @@ from ooc.measure._util import (
     map_blocks_reduce,
     overlap,
     weighted_quantiles,
+    with_geometry,
     with_min_chunks,
 )
 
@@ -187,9 +187,9 @@ def _edt_core_mb(ext, depth, sampling, block_info=None):
 
 
 def distance_transform(
-    mask: da.Array,
+    mask: da.Array | xr.DataArray,
     *,
-    voxel_size: Sequence[float],
+    voxel_size: Sequence[float] | float | None = None,
     initial_halo: float | None = None,
     return_max: bool = False,
 ) -> da.Array | tuple[da.Array, float]:
@@ -219,10 +219,9 @@ def distance_transform(
     One or two passes over the volume run when this is called, to bound the halo (module
     docstring); the returned array is lazy.
     """
-    mask = as_dask(mask, "mask")
+    mask, vs, _ = with_geometry(mask, voxel_size, None, "mask")
     if mask.dtype != bool:
         mask = mask != 0
-    vs = check_voxel_size(voxel_size)
     h, exact_max = certified_halo(mask, vs, initial_halo)
     dist = _edt_with_halo(mask, vs, h)
     if return_max:
@@ -311,9 +310,9 @@ def thickness_radii(
 
 
 def local_thickness(
-    mask: da.Array,
+    mask: da.Array | xr.DataArray,
     *,
-    voxel_size: Sequence[float],
+    voxel_size: Sequence[float] | float | None = None,
     sizes: int | Sequence[float] | None = None,
     smooth: bool = True,
     return_radii: bool = False,
@@ -349,10 +348,9 @@ def local_thickness(
     lazy. Cost per block: one EDT of the block plus its halo ``R_max + 1 + h``, then one EDT
     per radius on the block plus ``r`` (cropped to the centres of that radius).
     """
-    mask = as_dask(mask, "mask")
+    mask, vs, _ = with_geometry(mask, voxel_size, None, "mask")
     if mask.dtype != bool:
         mask = mask != 0
-    vs = check_voxel_size(voxel_size)
     h, rmax = certified_halo(mask, vs)
     radii = thickness_radii(rmax, vs, sizes)
     rtop = float(radii[0]) if radii.size else 0.0
