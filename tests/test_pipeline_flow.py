@@ -82,7 +82,7 @@ def test_prefect_deployments_point_at_flows() -> None:
     from prefect import Flow
 
     config = yaml.safe_load((REPO / "deploy" / "prefect.yaml").read_text())
-    assert {d["name"] for d in config["deployments"]} >= {"ingest", "pipeline"}
+    assert {d["name"] for d in config["deployments"]} >= {"ingest", "run", "nightly-reprocess"}
     for deployment in config["deployments"]:
         module, name = deployment["entrypoint"].rsplit(".", 1)
         flow = getattr(importlib.import_module(module), name)

@@ -67,7 +67,10 @@ def _prepare_prefect(settings: Settings, *, debug: bool) -> None:
     home = os.environ.setdefault("PREFECT_HOME", str(Path(settings.data_dir).resolve() / "prefect"))
     Path(home).expanduser().mkdir(parents=True, exist_ok=True)  # Prefect's SQLite needs the folder
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING" if debug else "CRITICAL")
+    if debug:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    else:  # a failure's reason is printed once, as one line, by main()
+        os.environ["PREFECT_LOGGING_LEVEL"] = "CRITICAL"
     # the temporary server needs longer than the default 20 s on a busy 2-core machine
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 

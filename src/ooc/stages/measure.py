@@ -42,7 +42,7 @@ CODE_VERSION = 1
 def _phases(url: str, volume: xr.DataArray) -> dict[str, int]:
     named = volume.attrs.get("labels") or {}
     if named:
-        return {name: int(value) for value, name in named.items()}
+        return {name: int(value) for value, name in sorted(named.items(), key=lambda v: int(v[0]))}
     return {str(int(v)): int(v) for v in da.unique(volume.data).compute()}
 
 

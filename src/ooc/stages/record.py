@@ -78,7 +78,7 @@ def absolute_url(url: str) -> str:
 
 
 def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, sort_keys=True, default=_default))
+    return json.loads(json.dumps(value, default=_default))
 
 
 def _default(value: Any) -> Any:
