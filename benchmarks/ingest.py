@@ -20,13 +20,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import psutil
 import tifffile
 from tqdm import tqdm
 
+from _harness import run_measured
 from ooc.synth import default_sample, render_grey
 
 _OOC = """
@@ -79,26 +78,6 @@ def _drop_caches() -> bool:
         return False
 
 
-def measure(command: list[str]) -> tuple[float, int]:
-    """Run ``command``; return wall seconds and the peak summed RSS of its process tree (bytes)."""
-    start = time.perf_counter()
-    proc = psutil.Popen(command)
-    peak = 0
-    while proc.poll() is None:
-        rss = 0
-        try:
-            for p in [proc, *proc.children(recursive=True)]:
-                rss += p.memory_info().rss
-        except psutil.Error:
-            pass
-        peak = max(peak, rss)
-        time.sleep(0.05)
-    seconds = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise RuntimeError(f"{command[:3]} failed with exit status {proc.returncode}")
-    return seconds, peak
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-gb", type=float, default=2.0)
@@ -138,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         ooc_bytes = 0
         for (name, command), output in zip(runs.items(), outputs, strict=True):
             cold = not args.keep_cache and _drop_caches()
-            seconds, peak = measure(command)
+            seconds, peak, _ = run_measured(command)
             rows.append((name, seconds, nbytes / seconds / 1e9, peak / 2**30))
             if name == "ooc ingest":
                 ooc_bytes = sum(p.stat().st_size for p in output.rglob("*") if p.is_file())

@@ -357,6 +357,7 @@ def main() -> None:
     ap.add_argument("--result")
     ap.add_argument("--child-cap-mb", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--size", type=int, default=192, help="synthetic volume side when no NMC file")
+    ap.add_argument("--synthetic", action="store_true", help="random balls even with the NMC file")
     ap.add_argument("--chunk", type=int, default=64)
     ap.add_argument(
         "--big", type=int, default=512, help="side of the lazily generated volume (0: skip)"
@@ -384,7 +385,7 @@ def main() -> None:
 
     tmp = tempfile.mkdtemp(prefix="ooc-bench-measure-")
     try:
-        if NMC.exists():
+        if NMC.exists() and not args.synthetic:
             import tifffile
 
             im = tifffile.imread(NMC)

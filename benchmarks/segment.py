@@ -21,18 +21,15 @@ Run:  python benchmarks/segment.py --size 160
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 import zarr
 
+from _harness import run_measured
 from ooc.io.store import blosc_codec
 from ooc.synth import default_sample, render_scan
 
@@ -41,15 +38,16 @@ import json, sys, time
 import dask.array as da, zarr
 from ooc.cluster import dask_client
 from ooc.config import Settings
-from ooc.segment import load_model, segment
+from ooc.segment import load_model, segmentation
 work, workers = sys.argv[1], int(sys.argv[2])
 model = load_model(work + "/ooc.model")
 with dask_client(Settings(n_workers=workers, threads_per_worker=1, memory_limit="4GiB")):
     vol = da.from_zarr(zarr.open_array(work + "/grey.zarr", mode="r"))
     t = time.perf_counter()
-    segment(vol, model, work + f"/ooc{workers}.zarr", device="cpu")
+    seg = segmentation(vol, model, device="cpu")
+    seg.to_zarr(work + f"/ooc{workers}.zarr", mode="w", zarr_format=3, consolidated=False)
     seconds = time.perf_counter() - t
-labels = zarr.open_group(work + f"/ooc{workers}.zarr", path="segmentation", mode="r")["labels"][...]
+labels = zarr.open_group(work + f"/ooc{workers}.zarr", mode="r")["labels"][...]
 import numpy as np
 np.save(work + f"/pred_ooc{workers}.npy", labels)
 print(json.dumps({"seconds": seconds}))
@@ -122,27 +120,6 @@ print(json.dumps({"seconds": seconds, "features": f.shape[-1]}))
 """
 
 
-def measure(command: list[str]) -> tuple[float, int, dict]:
-    """Run ``command``; wall seconds, peak summed RSS of its process tree (bytes), its JSON."""
-    start = time.perf_counter()
-    proc = psutil.Popen(command, stdout=subprocess.PIPE, text=True)
-    peak = 0
-    while proc.poll() is None:
-        rss = 0
-        try:
-            for p in [proc, *proc.children(recursive=True)]:
-                rss += p.memory_info().rss
-        except psutil.Error:
-            pass
-        peak = max(peak, rss)
-        time.sleep(0.05)
-    seconds = time.perf_counter() - start
-    out = proc.stdout.read() if proc.stdout else ""
-    if proc.returncode != 0:
-        raise RuntimeError(f"{command[:3]} failed with exit status {proc.returncode}")
-    return seconds, peak, json.loads(out.strip().splitlines()[-1])
-
-
 def make_volume(work: Path, size: int, seed: int) -> np.ndarray:
     """Write the grey volume block by block to ``work/grey.zarr``; return the ground truth."""
     spec = default_sample(seed=seed, shape=(size, size, size))
@@ -211,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for name, (command, pred_file) in runs.items():
             print(f"running {name} ...", flush=True)
-            wall, peak, info = measure(command)
+            wall, peak, info = run_measured(command, json_result=True)
             pred = np.load(work / pred_file).astype(np.int64) - 1
             scores = iou(pred, truth, [0, 1, 2])
             rows.append(

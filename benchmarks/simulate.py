@@ -45,6 +45,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _harness import print_table
+
 ROOT = Path(__file__).resolve().parents[1]
 NMC = ROOT / ".." / "shared" / "data" / "nmc_electrode" / "electrode.tiff"
 
@@ -254,16 +256,6 @@ def _fmt(x: object, spec: str = ".3g") -> str:
     return str(x)
 
 
-def _table(rows: list[list[str]], header: list[str]) -> None:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
-    print(line)
-    print("-" * len(line))
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
-    print()
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -382,7 +374,7 @@ def main() -> None:
             "\n## 1. Tortuosity factor, pore phase, axis 0, at equal or better accuracy "
             "(|err| against a tight reference; time ratio against ooc at rtol 1e-4)\n"
         )
-        _table(
+        print_table(
             rows,
             [
                 "image",
@@ -426,7 +418,9 @@ def main() -> None:
         )
     if 2 in sections:
         print("## 2. ooc tortuosity: time against voxel count (synthetic, 45 % pore, rtol 1e-3)\n")
-        _table(rows, ["size", "seconds", "iterations", "ns / voxel", "peak MiB", "bytes / voxel"])
+        print_table(
+            rows, ["size", "seconds", "iterations", "ns / voxel", "peak MiB", "bytes / voxel"]
+        )
     if len(pts) >= 3:
         x = np.log([p[0] for p in pts])
         y = np.log([p[1] for p in pts])
@@ -467,7 +461,7 @@ def _permeability_section(args: Any, tmp: Path, py: str, report: dict) -> None:
         print(f"  {r['error']}\n")
     else:
         ups = r["unknowns"] * r["iterations"] / r["seconds"]
-        _table(
+        print_table(
             [
                 [
                     f"{n}³",
@@ -550,7 +544,7 @@ def _large_section(args: Any, py: str, report: dict) -> None:
         ]
     )
     print("## 4. Large volumes (tortuosity along z)\n")
-    _table(
+    print_table(
         [row + ["-"] * (6 - len(row)) for row in rows],
         ["route", "tau", "seconds", "iterations", "peak MiB", "maxrss MiB"],
     )

@@ -35,3 +35,60 @@ def test_ingest_benchmark_prints_its_table(tmp_path: Path) -> None:
     rows = [line.split()[0] for line in lines[header + 1 : header + 4]]
     assert rows == ["cp", "ooc", "dask_image.imread"]
     assert not list(tmp_path.iterdir()), "the benchmark left its files behind"
+
+
+def _run(script: str, *args: str, tmp_path: Path) -> str:
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+@pytest.mark.slow
+def test_segment_benchmark_prints_each_route(tmp_path: Path) -> None:
+    out = _run(
+        "segment.py",
+        "--size",
+        "32",
+        "--trees",
+        "5",
+        "--depth",
+        "4",
+        "--workdir",
+        str(tmp_path),
+        tmp_path=tmp_path,
+    )
+    for route in ("ooc segment, 1 worker", "scipy.ndimage + sklearn", "skimage"):
+        assert route in out, out
+
+
+@pytest.mark.slow
+def test_measure_benchmark_prints_each_route(tmp_path: Path) -> None:
+    out = _run(
+        "measure.py",
+        "--synthetic",
+        "--size",
+        "40",
+        "--chunk",
+        "16",
+        "--big",
+        "0",
+        tmp_path=tmp_path,
+    )
+    assert "ooc label_components(26)+object_table" in out
+    assert "scipy.ndimage.label+skimage regionprops_table" in out
+
+
+@pytest.mark.slow
+def test_simulate_benchmark_prints_its_tables(tmp_path: Path) -> None:
+    out = _run(
+        "simulate.py", "--quick", "--no-peers", "--sizes", "24,32", "--peer-sizes", "32",
+        "--perm-size", "24", "--timeout", "300", tmp_path=tmp_path,
+    )  # fmt: skip
+    assert "ooc" in out
+    assert "bytes / voxel" in out
