@@ -120,6 +120,13 @@ def _ome_attrs(
                 "axes": axes,
                 "datasets": datasets,
                 "type": "mode" if meta.kind == "labels" else "mean",
+                "metadata": {
+                    "description": "each level halves every axis: the most frequent label of"
+                    " each 2x2x2 cell"
+                    if meta.kind == "labels"
+                    else "each level halves every axis: the mean of each 2x2x2 cell",
+                    "method": "ooc.io.pyramid.downsample",
+                },
             }
         ],
     }
