@@ -15,11 +15,12 @@ size streams to disk.
 """
 
 from ooc.synth.imaging import render_grey, render_scan
-from ooc.synth.scan import field_of_view, grid_shape, render_labels
+from ooc.synth.scan import field_of_view, grid_shape, render_labels, subresolution_porosity
 from ooc.synth.spec import (
     FINE_PHASES,
     PHASES,
     SCALES,
+    SUBRESOLUTION,
     Imaging,
     Material,
     SampleSpec,
@@ -33,6 +34,7 @@ __all__ = [
     "FINE_PHASES",
     "PHASES",
     "SCALES",
+    "SUBRESOLUTION",
     "Imaging",
     "Material",
     "SampleSpec",
@@ -44,6 +46,7 @@ __all__ = [
     "render_grey",
     "render_labels",
     "render_scan",
+    "subresolution_porosity",
     "write_sample",
     "write_tiff_stack",
 ]

@@ -13,8 +13,14 @@ import numpy as np
 from scipy import ndimage
 
 from ooc.synth._hash import counter, counter_, hash_coords, normal8_, stream_key, uniform
-from ooc.synth.scan import Region, normalize_region, render_labels, tiles
-from ooc.synth.spec import SCALES, Imaging, SampleSpec
+from ooc.synth.scan import (
+    Region,
+    normalize_region,
+    render_labels,
+    subresolution_porosity,
+    tiles,
+)
+from ooc.synth.spec import SCALES, SUBRESOLUTION, Imaging, SampleSpec
 
 TRUNCATE = 4.0
 """PSF truncation, in standard deviations (the halo is ``ceil(TRUNCATE * sigma)``)."""
@@ -120,7 +126,15 @@ def _scan_tile(
     labels = lab[_slices(a - lo, b - lo)].copy()
     # Outside the volume the halo repeats the edge, as mode="nearest" on the whole volume does.
     pad = np.stack([lo - (a - halo), (b + halo) - hi], axis=1)
-    mu = np.asarray(im.intensities, dtype=np.float32)[np.pad(lab, pad, mode="edge")]
+    mu = np.asarray(im.intensities, dtype=np.float32)[lab]
+    if im.partial_volume and scale in SUBRESOLUTION:
+        phase, pore, solid = SUBRESOLUTION[scale]
+        m = lab == phase
+        if m.any():
+            phi = subresolution_porosity(spec, scale, _slices(lo, hi), samples=im.partial_volume)
+            i_pore, i_solid = im.intensities[pore], im.intensities[solid]
+            mu[m] = (phi[m] * i_pore + (1.0 - phi[m]) * i_solid).astype(np.float32)
+    mu = np.pad(mu, pad, mode="edge")
     del lab
     if any(s > 0 for s in im.psf_sigma):
         mu = ndimage.gaussian_filter(mu, im.psf_sigma, mode="nearest", truncate=TRUNCATE)

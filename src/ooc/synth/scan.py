@@ -18,7 +18,7 @@ from ooc.synth.material import (
     processes,
     spheres,
 )
-from ooc.synth.spec import PHASE_MAPS, SCALES, UNITS, SampleSpec
+from ooc.synth.spec import PHASE_MAPS, PORE_FINE, SCALES, UNITS, SampleSpec
 
 Region = tuple[slice, slice, slice]
 
@@ -195,4 +195,49 @@ def render_labels(
         box = Box(origin, voxel, t0, t1)  # type: ignore[arg-type]
         sl = tuple(slice(a - s, b - s) for a, b, s in zip(t0, t1, start, strict=True))
         out[sl] = lut[fine_labels(spec.material, spec.seed, box, _DEPTH[phases])]
+    return out
+
+
+def subresolution_porosity(
+    spec: SampleSpec, scale: str, region: Region | None = None, *, samples: int = 8
+) -> np.ndarray:
+    """Pore fraction of the finer material inside each voxel of a scan (its partial volume).
+
+    Parameters
+    ----------
+    spec
+        The sample.
+    scale
+        ``"MicroCT"``, ``"FIB-SEM"`` or ``"TEM"``.
+    region
+        Three slices (z, y, x) of voxel indices of that scan's grid; None: the whole grid.
+    samples
+        Points per axis inside each voxel: the voxel centres of the grid ``samples`` times finer,
+        labelled with every level of the material resolved.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, the region's shape: the fraction of the ``samples**3`` points that are pore
+        (macro-, micro- or nano-pore).  Equal to the block mean of
+        ``render_labels(..., voxel_size=voxel / samples, phases="fine")`` by construction.
+    """
+    if int(samples) != samples or samples < 1:
+        raise ValueError(f"samples must be an int >= 1, got {samples!r}")
+    n = int(samples)
+    sc = spec.scale(scale)
+    start, stop = normalize_region(region, sc.shape)
+    shape = [b - a for a, b in zip(start, stop, strict=True)]
+    out = np.empty(shape, dtype=np.float32)
+    pore = np.zeros(len(PHASE_MAPS["fine"]), dtype=np.float32)
+    pore[list(PORE_FINE)] = 1.0
+    fine_vox = tuple(v / n for v in sc.voxel_size)
+    # tiles of the coarse grid small enough that the fine render stays within TILE_VOXELS
+    for t0, t1 in tiles(start, stop, max(1, TILE_VOXELS // n**3)):
+        fine_region = tuple(slice(a * n, b * n) for a, b in zip(t0, t1, strict=True))
+        lab = render_labels(spec, scale, fine_region, voxel_size=fine_vox, phases="fine")  # type: ignore[arg-type]
+        shp = [b - a for a, b in zip(t0, t1, strict=True)]
+        frac = pore[lab].reshape(shp[0], n, shp[1], n, shp[2], n).mean(axis=(1, 3, 5))
+        sl = tuple(slice(a - s, b - s) for a, b, s in zip(t0, t1, start, strict=True))
+        out[sl] = frac
     return out

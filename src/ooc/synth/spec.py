@@ -23,6 +23,15 @@ PHASES = {
 }
 """Label names per scale: label ``i`` is ``PHASES[scale][i]``."""
 
+SUBRESOLUTION = {"MicroCT": (2, 0, 1), "FIB-SEM": (1, 0, 2)}
+"""Per scale: (sub-resolution phase, label whose intensity is pore, label whose intensity is solid).
+
+The MicroCT micro-porous phase holds micro- and nano-pores below its voxel; the FIB-SEM nano-porous
+solid holds nano-pores.  See :attr:`Imaging.partial_volume`."""
+
+PORE_FINE = (0, 2, 3)
+"""Fine labels that are pore space (macro-, micro- and nano-pore)."""
+
 # Fine phase -> label of each scale (index = fine label).
 PHASE_MAPS = {
     "MicroCT": (0, 1, 2, 2, 2),
@@ -111,6 +120,13 @@ class Imaging:
     curtain_amplitude, curtain_length, curtain_width
         Curtaining: peak offset per x column (constant along y), its z correlation length
         (slices) and x width (columns).
+    partial_volume
+        0 (default): every voxel of a phase has its phase's intensity.  ``n > 0``: a voxel of the
+        scale's sub-resolution phase (:data:`SUBRESOLUTION`) has the intensity
+        ``phi I_pore + (1 - phi) I_solid``, with ``phi`` its sub-resolution porosity - the pore
+        fraction of the finer material on ``n^3`` points inside it (the voxel centres of the
+        grid ``n`` times finer; see :func:`~ooc.synth.scan.subresolution_porosity`).  Costs
+        ``n^3`` label look-ups per voxel.
     """
 
     intensities: tuple[float, ...]
@@ -124,6 +140,7 @@ class Imaging:
     curtain_amplitude: float = 0.0
     curtain_length: float = 24.0
     curtain_width: float = 3.0
+    partial_volume: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "intensities", tuple(float(v) for v in self.intensities))
@@ -132,6 +149,11 @@ class Imaging:
             raise ValueError(f"Imaging.psf_sigma must be 3 values >= 0, got {self.psf_sigma}")
         if self.noise_sigma < 0:
             raise ValueError(f"Imaging.noise_sigma must be >= 0, got {self.noise_sigma}")
+        if int(self.partial_volume) != self.partial_volume or self.partial_volume < 0:
+            raise ValueError(
+                f"Imaging.partial_volume must be an int >= 0, got {self.partial_volume}"
+            )
+        object.__setattr__(self, "partial_volume", int(self.partial_volume))
         for name in ("drift_length", "ring_width", "curtain_length", "curtain_width"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"Imaging.{name} must be > 0, got {getattr(self, name)}")

@@ -1,0 +1,177 @@
+"""Two-scale synthetic cases whose fine scale can be solved directly (for tests and benchmarks).
+
+One procedural material (:mod:`ooc.synth`) is seen at two voxel sizes ``ratio`` apart.  At the
+coarse voxel, grains are resolved and the matrix between them is a sub-resolution porous phase
+(label 2; label 0 is resolved pore, 1 solid grain - the MicroCT label set).  At the fine voxel the
+matrix's pores are resolved too.  Because the material is a function of position, the coarse
+region's finer material can be rendered at the fine voxel everywhere (the truth for a direct
+solve), and a separate block of pure matrix rendered far away stands for the finer scan (a
+FIB-SEM of the sub-resolution phase).
+
+Lengths: the fine voxel is 1 nm in :mod:`ooc.synth`'s units and ``fine_voxel_m`` in the solvers'
+metres (only ratios matter to the transport properties; permeabilities scale with its square).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from ooc.synth import (
+    Imaging,
+    Material,
+    SampleSpec,
+    ScaleSpec,
+    SphereProcess,
+    render_labels,
+    render_scan,
+)
+from ooc.synth.spec import PORE_FINE
+
+__all__ = ["TwoScaleCase", "finer_scan", "two_scale_case"]
+
+#: a level-1 process that covers every point of any region of interest: the matrix everywhere
+_EVERYWHERE = SphereProcess(0.999, 1e7, 1e7)
+#: where the finer scan is taken, in fine voxels along each axis (far from the coarse region)
+FINER_SCAN_OFFSET = 100_000
+
+
+@dataclass(frozen=True)
+class TwoScaleCase:
+    """A coarse region and its finer material.
+
+    Attributes
+    ----------
+    spec : SampleSpec
+        The sample; its ``"MicroCT"`` scan is the coarse grid.
+    ratio : int
+        Coarse voxel edge / fine voxel edge.
+    coarse_labels : numpy.ndarray of uint8, shape (n, n, n)
+        0 pore, 1 solid grain, 2 sub-resolution porous matrix (at the coarse voxel centres).
+    fine_pore : numpy.ndarray of bool, shape (n ratio,) * 3
+        The same region at the fine voxel: True where pore (any level).
+    true_porosity : numpy.ndarray of float32, shape (n, n, n)
+        Pore fraction of the fine voxels inside each coarse voxel (the block mean of
+        ``fine_pore``).
+    grey : numpy.ndarray of uint16 or None
+        The coarse scan's grey image (partial volume of the matrix; noise as asked).
+    fine_voxel_m : float
+        Fine voxel edge in metres.
+    """
+
+    spec: SampleSpec
+    ratio: int
+    coarse_labels: np.ndarray
+    fine_pore: np.ndarray
+    true_porosity: np.ndarray
+    grey: np.ndarray | None
+    fine_voxel_m: float
+
+    @property
+    def coarse_voxel_m(self) -> float:
+        """Coarse voxel edge in metres."""
+        return self.fine_voxel_m * self.ratio
+
+
+def _material(
+    grain_fraction: float,
+    grain_radius: tuple[float, float],
+    macro_fraction: float,
+    micropore_fraction: float,
+    micropore_radius: tuple[float, float],
+) -> Material:
+    grains = SphereProcess(grain_fraction, *grain_radius)
+    matrix = (
+        SphereProcess(1.0 - macro_fraction, *grain_radius) if macro_fraction > 0 else _EVERYWHERE
+    )
+    return Material(
+        grains=grains,
+        microporous=matrix,
+        micropores=SphereProcess(micropore_fraction, *micropore_radius),
+        nanopores=SphereProcess(0.0, 1.0, 1.0),
+    )
+
+
+def two_scale_case(
+    seed: int,
+    shape: int = 8,
+    *,
+    ratio: int = 8,
+    grain_fraction: float = 0.25,
+    grain_radius: tuple[float, float] = (4.0, 8.0),
+    macro_fraction: float = 0.0,
+    micropore_fraction: float = 0.6,
+    micropore_radius: tuple[float, float] = (1.5, 3.0),
+    grey: bool = False,
+    noise: float = 0.0,
+    fine_voxel_m: float = 1e-7,
+) -> TwoScaleCase:
+    """Render a two-scale case.
+
+    Parameters
+    ----------
+    seed : int
+        Material seed.
+    shape : int
+        Coarse region edge in coarse voxels (the fine region is ``shape * ratio``).
+    ratio : int
+        Scale ratio.
+    grain_fraction, grain_radius
+        Solid grains: volume fraction and radius range in coarse voxels (resolved there).
+    macro_fraction
+        Resolved pore between grains (0: the matrix fills all space between grains).
+    micropore_fraction, micropore_radius
+        Pores of the matrix: volume fraction and radius range in fine voxels (below the coarse
+        voxel, resolved at the fine one).
+    grey : bool
+        Also render the coarse grey image (matrix grey from its partial volume, ``ratio``
+        samples per axis; no blur, drift or artifacts).
+    noise : float
+        Noise standard deviation of that grey, as a fraction of the pore-solid contrast.
+    fine_voxel_m : float
+        Fine voxel edge in metres.
+    """
+    r_grain = (grain_radius[0] * ratio, grain_radius[1] * ratio)
+    mat = _material(grain_fraction, r_grain, macro_fraction, micropore_fraction, micropore_radius)
+    contrast = 30_000.0
+    imaging = Imaging(
+        intensities=(14_000.0, 44_000.0, 29_000.0),
+        noise_sigma=noise * contrast,
+        psf_sigma=(0.0, 0.0, 0.0),
+        partial_volume=ratio,
+    )
+    coarse = ScaleSpec("MicroCT", (shape,) * 3, (float(ratio),) * 3, "nanometer", imaging)
+    # the FIB-SEM and TEM scans are not used; small placeholders keep the spec valid
+    fib = ScaleSpec("FIB-SEM", (2, 2, 2), (1.0, 1.0, 1.0), "nanometer", Imaging((0, 1, 2), 0.0))
+    tem = ScaleSpec("TEM", (2, 2, 2), (1.0, 1.0, 1.0), "nanometer", Imaging((0, 1), 0.0))
+    spec = SampleSpec(seed=int(seed), material=mat, scales=(coarse, fib, tem))
+    fine = render_labels(spec, "MicroCT", voxel_size=(1.0, 1.0, 1.0), phases="fine")
+    fine_pore = np.isin(fine, PORE_FINE)
+    del fine
+    if grey:
+        labels, g = render_scan(spec, "MicroCT")
+    else:
+        labels, g = render_labels(spec, "MicroCT"), None
+    n = shape
+    true_phi = (
+        fine_pore.reshape(n, ratio, n, ratio, n, ratio).mean(axis=(1, 3, 5)).astype(np.float32)
+    )
+    return TwoScaleCase(spec, ratio, labels, fine_pore, true_phi, g, float(fine_voxel_m))
+
+
+def finer_scan(case: TwoScaleCase, shape: int = 64) -> np.ndarray:
+    """The sub-resolution phase alone at the fine voxel: a bool pore mask of ``shape``³.
+
+    Taken ``FINER_SCAN_OFFSET`` fine voxels away from the coarse region (an independent sample
+    of the same matrix, as a FIB-SEM scan elsewhere in the phase would be).
+    """
+    mat = dataclasses.replace(
+        case.spec.material, grains=SphereProcess(0.0, 1.0, 1.0), microporous=_EVERYWHERE
+    )
+    spec = dataclasses.replace(case.spec, material=mat)
+    o = FINER_SCAN_OFFSET
+    region = (slice(o, o + shape),) * 3
+    lab = render_labels(spec, "MicroCT", region, voxel_size=(1.0, 1.0, 1.0), phases="fine")
+    return np.isin(lab, PORE_FINE)
