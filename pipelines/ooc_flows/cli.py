@@ -91,6 +91,9 @@ def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         "unit": args.unit,
     }
     metadata.update({k: v for k, v in given.items() if v is not None})
+    if args.phases:
+        metadata["labels"] = _names(args.phases, "--phases")
+        metadata.setdefault("kind", "labels")
     metadata.setdefault("kind", "grey")
     metadata.setdefault("unit", "micrometer")
     if args.acquisition:
@@ -277,11 +280,14 @@ def _print_simulation(s: dict[str, Any]) -> None:
     def axes(d: dict[str, float], fmt: str) -> str:
         return ", ".join(f"{k} {format(v, fmt)}" for k, v in d.items())
 
-    print(
-        f"  tortuosity factor: {axes(s['tau'], '.3f')}  (D_eff/D0 {axes(s['relative_diffusivity'], '.4f')})"
-    )
-    print(f"  relative conductivity: {axes(s['relative_conductivity'], '.4f')}")
-    print(f"  permeability (mD): {axes(s['permeability_mD'], '.4g')}")
+    if "tau" in s:
+        print(
+            f"  tortuosity factor: {axes(s['tau'], '.3f')}  (D_eff/D0 {axes(s['relative_diffusivity'], '.4f')})"
+        )
+    if "relative_conductivity" in s:
+        print(f"  relative conductivity: {axes(s['relative_conductivity'], '.4f')}")
+    if "permeability_mD" in s:
+        print(f"  permeability (mD): {axes(s['permeability_mD'], '.4g')}")
     print(f"  converged: {'yes' if s['converged'] else 'NO (see the results store)'}")
 
 
@@ -315,6 +321,7 @@ def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         porous_phases=_name_values(args.porous, "--porous") or None,
         route=args.route,
         block_shape=args.block,
+        properties=args.properties,
         settings_overrides=_overrides(args),
     )
     print(f"{args.labels}: {_done(out)} (route {out['summary']['route']})")
@@ -349,7 +356,7 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         model=args.model,
         filters=json.loads(args.filters) if args.filters else None,
         class_weight=args.class_weight,
-        class_names=_names(args.class_names),
+        class_names=_names(args.class_names, "--class-names"),
         n_estimators=args.n_estimators,
         settings_overrides=_overrides(args),
     )
@@ -362,12 +369,12 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _names(items: list[str]) -> dict[str, str]:
+def _names(items: list[str], option: str) -> dict[str, str]:
     out = {}
     for item in items:
         value, sep, name = item.partition("=")
         if not sep or not value.isdigit() or not name:
-            raise ConfigError(f"--class-names {item!r}: expected VALUE=NAME, e.g. 1=pore")
+            raise ConfigError(f"{option} {item!r}: expected VALUE=NAME, e.g. 1=pore")
         out[value] = name
     return out
 
@@ -446,6 +453,12 @@ def _parser() -> argparse.ArgumentParser:
     ing.add_argument("--sample-id")
     ing.add_argument("--modality", help="MicroCT, FIB-SEM or TEM")
     ing.add_argument("--kind", choices=["grey", "labels"])
+    ing.add_argument(
+        "--phases",
+        nargs="+",
+        metavar="VALUE=NAME",
+        help="phase names of a label scan, e.g. 0=pore 85=NMC 170=CBD (implies --kind labels)",
+    )
     ing.add_argument("--voxel-size", type=_triple, help="one value or Z,Y,X in --unit")
     ing.add_argument("--unit", help="nm, um (µm), mm, m or the long names (default µm)")
     ing.add_argument("--acquisition", nargs="*", default=[], metavar="KEY=VALUE")
@@ -528,6 +541,12 @@ def _parser() -> argparse.ArgumentParser:
         help="Brinkman phases and their permeability in m²",
     )
     sim.add_argument("--route", choices=["auto", "whole", "blocks"], default="auto")
+    sim.add_argument(
+        "--properties",
+        nargs="+",
+        choices=["tortuosity", "conductivity", "permeability"],
+        help="what to compute (default all three)",
+    )
     sim.add_argument("--block", type=int, default=64, help="block edge for the block-wise route")
     sim.add_argument("--dry-run", action="store_true", help="print the memory each route needs")
     sim.set_defaults(func=_cmd_simulate)

@@ -153,15 +153,15 @@ def summary_text(results: dict[str, Any]) -> str:
             )
         if "simulate" in stages and stages["simulate"]["summary"]["route"] == "whole":
             s = stages["simulate"]["summary"]
-            axes = "zyx"
-            lines.append(
-                "  tortuosity factor z/y/x "
-                + "/".join(f"{s['tau'][a]:.2f}" for a in axes)
-                + "; relative conductivity "
-                + "/".join(f"{s['relative_conductivity'][a]:.3f}" for a in axes)
-                + "; permeability "
-                + "/".join(f"{s['permeability_mD'][a]:.4g}" for a in axes)
-                + " mD"
-                + ("" if s["converged"] else " (NOT converged)")
-            )
+            parts = [
+                f"{label} " + "/".join(format(s[key][a], fmt) for a in "zyx") + unit
+                for label, key, fmt, unit in (
+                    ("tortuosity factor z/y/x", "tau", ".2f", ""),
+                    ("relative conductivity", "relative_conductivity", ".3f", ""),
+                    ("permeability", "permeability_mD", ".4g", " mD"),
+                )
+                if key in s
+            ]
+            converged = "" if s["converged"] else " (NOT converged)"
+            lines.append("  " + "; ".join(parts) + converged)
     return "\n".join(lines)

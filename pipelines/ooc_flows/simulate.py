@@ -20,6 +20,7 @@ def simulate_flow(
     porous_phases: dict[str, float] | None = None,
     route: str = "auto",
     block_shape: int = 64,
+    properties: list[str] | None = None,
     settings_overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Tortuosity factor, effective conductivity and permeability per axis of ``labels``,
@@ -32,5 +33,6 @@ def simulate_flow(
         "porous_phases": porous_phases,
         "route": route,
         "block_shape": block_shape,
+        **({"properties": properties} if properties else {}),
     }
     return stage_task("simulate", arguments, settings_overrides)

@@ -34,7 +34,20 @@ from ooc.volume import as_volume
 __all__ = ["CODE_VERSION", "plan_simulation", "run_simulate"]
 
 CODE_VERSION = 1
+PROPERTIES = ("tortuosity", "conductivity", "permeability")
 _AXES = ("z", "y", "x")
+_MAP_NAMES = {
+    "tortuosity": "diffusivity",
+    "conductivity": "conductivity",
+    "permeability": "permeability",
+}
+# per solve: (summary key, variable of its stored group)
+_SUMMARY = {
+    "tortuosity": [("tau", "tortuosity"), ("relative_diffusivity", "relative_diffusivity")],
+    "conductivity": [("relative_conductivity", "relative_conductivity")],
+    "permeability": [("permeability_mD", "permeability_mD"), ("permeability_m2", "permeability")],
+}
+_PER_AXIS = [key for pairs in _SUMMARY.values() for key, _ in pairs]
 
 
 def plan_simulation(
@@ -63,6 +76,7 @@ def run_simulate(
     porous_phases: dict[str, float] | None = None,
     route: str = "auto",
     block_shape: int = 64,
+    properties: tuple[str, ...] | list[str] = PROPERTIES,
     run_id: str | None = None,
     progress: bool | None = None,
 ) -> Outcome:
@@ -71,7 +85,8 @@ def run_simulate(
     ``phase_values``: conductivity per phase name (default 1 in the pore space, 0 elsewhere);
     ``porous_phases``: Brinkman phases and their permeability in m²; ``route``: "whole",
     "blocks" or "auto" (whole when the memory estimate fits; the choice is made on the machine
-    that runs it and never enters the cache key).
+    that runs it and never enters the cache key); ``properties``: which of "tortuosity",
+    "conductivity" and "permeability" to compute.
     """
     volume, parent = open_input(labels, kind="labels", role="labels", settings=settings)
     pore_label = next(iter(phase_values_by_name(labels, volume, {pore: 1.0})))
@@ -83,7 +98,9 @@ def run_simulate(
         "porous_phases": porous_phases,
         "route": route,
         "block_shape": block_shape,
+        "properties": [p for p in PROPERTIES if p in properties],
     }
+    wanted = parameters["properties"]
     voxel_m = as_volume(volume).voxel_size_m
 
     def body(ctx: Context) -> Product:
@@ -119,7 +136,7 @@ def run_simulate(
                         block_shape=block_shape,
                         voxel_size=voxel_m,
                         pore_label=pore_label,
-                        properties=("porosity", "permeability", "diffusivity", "conductivity"),
+                        properties=[_MAP_NAMES[p] for p in wanted],
                         phase_values=_with_zeros(values, volume),
                         porous_phases=brinkman or None,
                     )
@@ -148,6 +165,7 @@ def run_simulate(
             numbers = {
                 f"{key}_median_{d}": float(maps[var].sel(direction=d).median())
                 for key, var in (("tau", "tortuosity"), ("permeability_mD", "permeability_mD"))
+                if var in maps
                 for d in _AXES
             }
         else:
@@ -161,20 +179,13 @@ def run_simulate(
                     arr, pore_label=pore_label, voxel_size=voxel_m, porous_phases=brinkman or None
                 ),
             }
-            for part, solve in tqdm(solves.items(), desc=f"simulate {name}", disable=not show):
+            for part in tqdm(wanted, desc=f"simulate {name}", disable=not show):
                 if part not in done:
-                    store(part, solve().to_dataset(), f"simulate/{part}")
-            summary.update(_whole_summary(ctx.url, options))
-            numbers = {
-                "porosity": summary["porosity"],
-                **{f"tau_{d}": v for d, v in summary["tau"].items()},
-                **{
-                    f"relative_conductivity_{d}": v
-                    for d, v in summary["relative_conductivity"].items()
-                },
-                **{f"permeability_mD_{d}": v for d, v in summary["permeability_mD"].items()},
-                **{f"permeability_m2_{d}": v for d, v in summary["permeability_m2"].items()},
-            }
+                    store(part, solves[part]().to_dataset(), f"simulate/{part}")
+            summary.update(_whole_summary(ctx.url, wanted, options))
+            numbers = {"porosity": summary["porosity"]}
+            for key in _PER_AXIS:
+                numbers.update({f"{key}_{d}": v for d, v in summary.get(key, {}).items()})
         return Product(
             store_kind="results",
             summary=summary,
@@ -206,7 +217,7 @@ def _shift_z(maps: xr.Dataset, z0: int, dz: float) -> xr.Dataset:
     return maps.assign_coords(z=maps["z"] + z0 * dz, z_start=maps["z_start"] + z0)
 
 
-def _whole_summary(url: str, options: dict[str, Any]) -> dict[str, Any]:
+def _whole_summary(url: str, wanted: list[str], options: dict[str, Any]) -> dict[str, Any]:
     """Per-axis key numbers, read back from the stored groups (the same after a resume)."""
 
     def group(name: str) -> xr.Dataset:
@@ -218,20 +229,17 @@ def _whole_summary(url: str, options: dict[str, Any]) -> dict[str, Any]:
             storage_options=options or None,
         ).compute()
 
-    tau, cond, perm = group("tortuosity"), group("conductivity"), group("permeability")
+    groups = {name: group(name) for name in wanted}
 
     def per_axis(ds: xr.Dataset, var: str) -> dict[str, float]:
         return {str(d): float(ds[var].sel(direction=d)) for d in ds["direction"].values}
 
-    converged = all(
-        bool(ds[v].all()) for ds in (tau, cond, perm) for v in ds.data_vars if v == "converged"
-    )
-    return {
-        "porosity": float(tau.attrs.get("porosity", np.nan)),
-        "tau": per_axis(tau, "tortuosity"),
-        "relative_diffusivity": per_axis(tau, "relative_diffusivity"),
-        "relative_conductivity": per_axis(cond, "relative_conductivity"),
-        "permeability_m2": per_axis(perm, "permeability"),
-        "permeability_mD": per_axis(perm, "permeability_mD"),
-        "converged": converged,
+    out: dict[str, Any] = {
+        "porosity": float(
+            next((ds.attrs["porosity"] for ds in groups.values() if "porosity" in ds.attrs), np.nan)
+        ),
+        "converged": all(bool(ds["converged"].all()) for ds in groups.values()),
     }
+    for name, ds in groups.items():
+        out.update({key: per_axis(ds, var) for key, var in _SUMMARY[name]})
+    return out
