@@ -63,6 +63,14 @@ def test_spec_runs_end_to_end_skips_when_rerun_and_reruns_only_what_changed(
     assert set(found["stage"]) >= {"ingest", "train", "segment", "measure", "simulate"}
     assert (found[found["stage"] == "simulate"]["permeability_mD_z"] > 0).all()
     assert "MicroCT" in first["text"]
+    tree = ooc.open_results(sample="synthetic-3", catalog_url=catalog_url)
+    assert set(tree.children) == {"MicroCT", "FIB-SEM", "TEM"}
+    tau = tree["MicroCT/simulate/tortuosity"].to_dataset()["tortuosity"]
+    assert float(tau.sel(direction="z")) == pytest.approx(simulated["tau"]["z"])
+    assert tree["MicroCT/measure"].attrs["parents"] == [micro["segment"]["url"]]
+    assert list(
+        ooc.open_results(sample="synthetic-3", scale="TEM", catalog_url=catalog_url).children
+    ) == ["TEM"]
 
     stamps = {
         p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file() and "/c/" in str(p)

@@ -7,5 +7,6 @@ The public entry points: :func:`open_volume` (a store as a lazy ``xarray.DataArr
 __version__ = "0.1.0"
 
 from ooc.io.volume import open_volume
+from ooc.results import open_results
 
-__all__ = ["__version__", "open_volume"]
+__all__ = ["__version__", "open_results", "open_volume"]

@@ -14,6 +14,7 @@ import pandas as pd
 import xarray as xr
 import zarr
 
+from ooc.errors import ConfigError
 from ooc.io.store import blosc_codec
 
 __all__ = ["open_results", "read_table", "write_dataset", "write_table"]
@@ -54,17 +55,59 @@ def write_dataset(
     )
 
 
-def open_results(url: str, *, storage_options: dict[str, Any] | None = None) -> xr.DataTree:
-    """All groups of a results store as a lazy ``DataTree`` (values read when needed)."""
-    zarr.open_group(url, mode="r", storage_options=storage_options or None)  # clear error if absent
-    return xr.open_datatree(
-        url,
-        engine="zarr",
-        consolidated=False,
-        zarr_format=3,
-        chunks={},
-        storage_options=storage_options or None,
+def open_results(
+    url: str | None = None,
+    *,
+    sample: str | None = None,
+    scale: str | None = None,
+    catalog_url: str | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> xr.DataTree:
+    """Results as a lazy ``xarray.DataTree`` (values read when needed).
+
+    With ``url``: the groups of that results store. With ``sample``: every complete results store
+    of the sample in the catalog (default: the configured one), as ``<scale>/<stage>`` subtrees
+    (scale = the modality, e.g. ``MicroCT/measure``, ``FIB-SEM/simulate``), optionally only
+    ``scale``; each subtree's attrs name its store, digest and parents.
+    """
+    if url is not None:
+        zarr.open_group(url, mode="r", storage_options=storage_options or None)  # clear error
+        return xr.open_datatree(
+            url,
+            engine="zarr",
+            consolidated=False,
+            zarr_format=3,
+            chunks={},
+            storage_options=storage_options or None,
+        )
+    if sample is None:
+        raise ConfigError("open_results: give a results store's url, or a sample")
+    from ooc import catalog
+    from ooc.config import load_settings
+
+    found = catalog.search(
+        catalog_url=catalog_url or load_settings().resolved_catalog_url,
+        sample=sample,
+        modality=scale,
+        store_kind="results",
     )
+    if found.empty:
+        raise ConfigError(
+            f"open_results: the catalog has no results of sample {sample!r}"
+            + (f" at scale {scale!r}" if scale else "")
+        )
+    tree = xr.DataTree(name=sample)
+    tree.attrs["sample"] = sample
+    # newest first: an older store of the same scale and stage is shadowed by the newer one
+    for row in reversed(list(found.itertuples(index=False))):
+        store = open_results(row.url, storage_options=storage_options)
+        made = store.attrs.get("ooc_stage", {})
+        # a stage writes its groups under its own name: MicroCT/measure/fractions, not .../measure/measure/...
+        sub = store[row.stage].copy() if row.stage in store.children else store
+        parents = [p["url"] for p in made.get("parents", [])]
+        sub.attrs.update({"url": row.url, "digest": row.digest, "parents": parents})
+        tree[f"{row.modality}/{row.stage}"] = sub
+    return tree
 
 
 def write_table(
