@@ -35,7 +35,7 @@ def find_stale(
         catalog_url=settings.resolved_catalog_url,
         sample=sample,
         stage=stage,
-        storage_options=settings.storage_options("s3://"),
+        storage_options=settings.storage_options("s3://"),  # the S3 endpoint, if any
     )
     return {"stale": _records(table), "text": format_stale(table)}
 

@@ -22,7 +22,7 @@ from ooc.errors import ConfigError
 from ooc.segment import load_model, save_model
 from ooc.segment.scribbles import simulate_scribbles
 from ooc.stages import run_ingest, run_measure, run_segment, run_simulate, run_train
-from ooc.stages.record import read_record
+from ooc.stages.record import open_results_store, read_record, remove
 from ooc.stages.reprocess import format_stale, reprocess, stale_outputs
 from ooc.synth import default_sample, render_scan
 
@@ -187,7 +187,7 @@ def test_new_model_weights_redo_the_segmentation_and_below(
     assert stale_outputs(catalog_url=cat).empty
 
 
-def test_ingest_bump_lists_the_whole_lineage_and_a_missing_source(
+def test_ingest_bump_lists_the_whole_lineage_then_a_replaced_parent_and_a_killed_redo(
     base: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings, urls = _chain(base, tmp_path)
@@ -196,23 +196,41 @@ def test_ingest_bump_lists_the_whole_lineage_and_a_missing_source(
     np.save(lost, np.zeros((4, 5, 6), np.uint16))
     run_ingest(str(lost), str(tmp_path / "lost.zarr"), metadata={**META, "sample_id": "archive-2", "voxel_size": [5.0] * 3, "kind": "grey"}, settings=settings)  # fmt: skip
     lost.unlink()
-    monkeypatch.setattr(ooc.stages.ingest, "CODE_VERSION", 2)
-
-    table = stale_outputs(catalog_url=cat)
     grey, forest, lost_url = str(base["grey"]), str(base["forest"]), str(tmp_path / "lost.zarr")
-    assert {r.url: (r.depth, r.why, r.voxels) for r in table.itertuples()} == {
-        lost_url: (0, f"code version 1 -> 2; source {lost} missing", 120),
-        grey: (0, "code version 1 -> 2", VOXELS),
-        forest: (1, f"stale parent {grey}", VOXELS),
-        urls["seg"]: (2, f"stale parent {grey}; stale parent {forest}", VOXELS),
-        urls["measure"]: (3, f"stale parent {urls['seg']}", VOXELS),
-        urls["sim"]: (3, f"stale parent {urls['seg']}", VOXELS),
+    with monkeypatch.context() as patch:
+        patch.setattr(ooc.stages.ingest, "CODE_VERSION", 2)
+        table = stale_outputs(catalog_url=cat)
+        assert {r.url: (r.depth, r.why, r.voxels) for r in table.itertuples()} == {
+            lost_url: (0, f"code version 1 -> 2; source {lost} missing", 120),
+            grey: (0, "code version 1 -> 2", VOXELS),
+            forest: (1, f"stale parent {grey}", VOXELS),
+            urls["seg"]: (2, f"stale parent {grey}; stale parent {forest}", VOXELS),
+            urls["measure"]: (3, f"stale parent {urls['seg']}", VOXELS),
+            urls["sim"]: (3, f"stale parent {urls['seg']}", VOXELS),
+        }
+        assert list(table["url"])[:2] == [grey, lost_url]  # depth 0: the finer scale first
+        assert list(stale_outputs(catalog_url=cat, sample="archive-2")["url"]) == [lost_url]
+        assert stale_outputs(catalog_url=cat, sample="other*").empty
+        with pytest.raises(ConfigError, match="'upscale'"):
+            stale_outputs(catalog_url=cat, stage="upscale")
+
+    # the segmentation is redone by hand with other options, and a redo of the simulation is
+    # killed at its start: its store holds no parameters, the catalog still does
+    run_segment(grey, forest, urls["seg"], settings=settings, uncertainty="margin")
+    old = read_record(urls["sim"])
+    remove(urls["sim"])
+    open_results_store(urls["sim"], "simulate", old["digest"])
+    table = stale_outputs(catalog_url=cat)
+    assert dict(zip(table["url"], table["why"], strict=True)) == {
+        urls["measure"]: f"parent {urls['seg']} changed",
+        urls["sim"]: f"unfinished; parent {urls['seg']} changed",
     }
-    assert list(table["url"])[:2] == [grey, lost_url]  # depth 0: the finer scale first
-    assert list(stale_outputs(catalog_url=cat, sample="archive-2")["url"]) == [lost_url]
-    assert stale_outputs(catalog_url=cat, sample="other*").empty
-    with pytest.raises(ConfigError, match="'upscale'"):
-        stale_outputs(catalog_url=cat, stage="upscale")
+    before = _chunks(tmp_path)
+    outcomes = reprocess(catalog_url=cat, settings=settings, stage="simulate")
+    assert [(o.url, o.skipped) for o in outcomes] == [(urls["sim"], False)]
+    assert _rewritten(before) == set()  # the measurements were left as they are
+    assert read_record(urls["sim"])["summary"]["tau"] == old["summary"]["tau"]
+    assert list(stale_outputs(catalog_url=cat)["url"]) == [urls["measure"]]
 
 
 def test_dry_run_flow_returns_the_stale_table(

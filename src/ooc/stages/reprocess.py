@@ -235,10 +235,9 @@ def _judged_stale(
     return stale, rows
 
 
-def _sizes(judged: _Judged, rows: pd.DataFrame) -> tuple[int | None, float]:
+def _sizes(judged: _Judged, by_url: pd.DataFrame) -> tuple[int | None, float]:
     """The input volume's voxel count (the work) and the store's largest voxel edge in metres
-    (its scale), from the catalog; None/NaN where it does not say."""
-    by_url = rows.set_index("url")
+    (its scale), from the catalog rows ``by_url``; None/NaN where they do not say."""
     inputs = [str(p["url"]) for p in judged.record.get("parents", []) if p["role"] in _INPUT_ROLES]
     own = [judged.url]
     voxels, voxel_m = None, math.nan
@@ -262,7 +261,7 @@ def _ordered(stale: list[_Judged], rows: pd.DataFrame) -> list[tuple[_Judged, di
     by_url = rows.set_index("url")
     out = []
     for judged in stale:
-        voxels, voxel_m = _sizes(judged, rows)
+        voxels, voxel_m = _sizes(judged, by_url)
         catalogued = by_url.loc[judged.url] if judged.url in by_url.index else None
         sample_id = catalogued["sample_id"] if catalogued is not None else None
         modality = catalogued["modality"] if catalogued is not None else None
@@ -281,11 +280,10 @@ def _ordered(stale: list[_Judged], rows: pd.DataFrame) -> list[tuple[_Judged, di
                 },
             )
         )
-    finest = math.inf
-    out.sort(
+    out.sort(  # an unknown scale last among its depth
         key=lambda item: (
             item[1]["depth"],
-            finest if math.isnan(item[1]["voxel_m"]) else item[1]["voxel_m"],
+            math.inf if math.isnan(item[1]["voxel_m"]) else item[1]["voxel_m"],
             item[1]["url"],
         )
     )
