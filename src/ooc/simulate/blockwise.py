@@ -10,9 +10,10 @@ block's solve (see :func:`ooc.simulate.estimate_memory`).
 
 Oversampling (``margin > 0``): each block is solved together with ``margin`` voxels of its
 neighbours on every side (fewer at the volume's edge), and its property is taken from the inner
-part only - the volume-averaged flux (velocity) over the block divided by the macroscopic
-potential (pressure) gradient across it, the slope of a least-squares line through the plane
-averages of the potential over the conducting cells of the block's planes.  The closed sides and
+part only - the volume-averaged flux (velocity) over the block divided by the volume-averaged
+potential (pressure) gradient over it, which is the difference of the mean potential on the
+block's outlet and inlet faces over its length (means over the conducting part of each face).
+The closed sides and
 the fixed-potential faces of the local problem then sit ``margin`` voxels away from the block, which
 cuts the boundary error that a coarse solve over the map inherits (Wu, Efendiev and Hou, 2002).
 """
@@ -30,6 +31,7 @@ from ooc.simulate.conduction import (
     conductivity,
     parse_directions,
     parse_voxel_size,
+    phase_field,
     tortuosity,
 )
 from ooc.simulate.multigrid import solver_threads
@@ -61,25 +63,38 @@ def _layout(props: Sequence[str], ndir: int) -> list[tuple[str, int]]:
     return out
 
 
-def _macro_slope(potential: np.ndarray, axis: int, spacing: float) -> float:
-    """Slope along ``axis`` of the plane averages of ``potential`` over its finite cells.
+def _face_mean(
+    potential: np.ndarray,
+    axis: int,
+    j: int,
+    inner: tuple[slice, ...],
+    k: np.ndarray | None,
+) -> float:
+    """Mean potential on face ``j`` (between cells ``j - 1`` and ``j`` along ``axis``) over the
+    inner part's cross-section.
 
-    Least squares over the planes that hold a finite value, weighted by their count of finite
-    cells; NaN when fewer than two planes do.
+    Where both cells take part, the face value of the finite volumes: the two cell values
+    weighted by the cells' conductivities ``k`` (equal weights without ``k``); else the value of
+    the one that does.  The inlet and outlet faces of the solved region hold 1 and 0.
     """
-    p = np.moveaxis(potential, axis, 0).reshape(potential.shape[axis], -1)
-    ok = np.isfinite(p)
-    count = ok.sum(axis=1)
-    use = count > 0
-    if use.sum() < 2:
-        return math.nan
-    mean = np.where(ok, p, 0.0).sum(axis=1)[use] / count[use]
-    x = np.flatnonzero(use) * spacing
-    w = count[use].astype(np.float64)
-    xm = float((w * x).sum() / w.sum())
-    pm = float((w * mean).sum() / w.sum())
-    den = float((w * (x - xm) ** 2).sum())
-    return float((w * (x - xm) * (mean - pm)).sum() / den) if den > 0 else math.nan
+    n = potential.shape[axis]
+    if j == 0:
+        return 1.0
+    if j == n:
+        return 0.0
+    cross = tuple(inner[c] if c != axis else slice(None) for c in range(3))
+    p = np.moveaxis(potential[cross], axis, 0)
+    lo, hi = p[j - 1], p[j]
+    if k is None:
+        w_lo = w_hi = np.ones(lo.shape)
+    else:
+        kk = np.moveaxis(k[cross], axis, 0)
+        w_lo, w_hi = kk[j - 1], kk[j]
+    both = np.isfinite(lo) & np.isfinite(hi) & (w_lo + w_hi > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mixed = (w_lo * lo + w_hi * hi) / (w_lo + w_hi)
+    v = np.where(both, mixed, np.where(np.isfinite(lo), lo, hi))
+    return float(np.nanmean(v)) if np.isfinite(v).any() else math.nan
 
 
 def inner_effective(
@@ -88,13 +103,20 @@ def inner_effective(
     inner: tuple[slice, slice, slice],
     axis: int,
     spacing: float,
+    conductivity: np.ndarray | None = None,
 ) -> float:
-    """Effective coefficient of the ``inner`` part of a solved block: ``-<q_a> / (dP/dx_a)``.
+    """Effective coefficient of the ``inner`` part of a solved block: ``-<q_a> / <dP/dx_a>``.
+
+    ``<q_a>`` is the flux density (velocity) averaged over the inner part's volume, ``<dP/dx_a>``
+    the potential (pressure) gradient averaged over it - by the divergence theorem, the
+    difference of the mean potential on its outlet and inlet faces over its length (means over
+    the conducting part of each face).
 
     Parameters
     ----------
     potential : array (nz, ny, nx)
-        Potential (pressure), NaN in cells that take no part.
+        Potential (pressure) of the solve driven along ``axis`` from 1 at its inlet face to 0 at
+        its outlet face; NaN in cells that take no part.
     flux : array (nz, ny, nx)
         Cell-centred flux density (velocity) along ``axis``, 0 in cells that take no part.
     inner : three slices
@@ -102,27 +124,38 @@ def inner_effective(
     axis : int
         Driven axis.
     spacing : float
-        Distance between cell centres along ``axis``, in the length unit of the slope.
+        Voxel edge along ``axis``, in the length unit of the gradient.
+    conductivity : array (nz, ny, nx), optional
+        The cells' conductivity along ``axis`` (weights of the face values between unlike
+        cells); equal weights without it (one conducting phase, or flow).
 
     Returns
     -------
     float
-        ``-mean(flux[inner]) / slope``; 0 when nothing flows through the inner part.
+        ``-mean(flux[inner]) / gradient``; 0 when nothing flows through the inner part.
     """
     q = float(np.mean(flux[inner]))
-    slope = _macro_slope(potential[inner], axis, spacing)
-    if not math.isfinite(slope) or slope >= 0 or q <= 0:
+    s = inner[axis]
+    start, stop = s.indices(potential.shape[axis])[:2]
+    p_in = _face_mean(potential, axis, start, inner, conductivity)
+    p_out = _face_mean(potential, axis, stop, inner, conductivity)
+    grad = (p_out - p_in) / ((stop - start) * spacing)
+    if not math.isfinite(grad) or grad >= 0 or q <= 0:
         return 0.0
-    return -q / slope
+    return -q / grad
 
 
 def _inner_of(
-    r: ConductionDirection, inner: tuple[slice, slice, slice], axis: int, spacing: float
+    r: ConductionDirection,
+    inner: tuple[slice, slice, slice],
+    axis: int,
+    spacing: float,
+    conductivity: np.ndarray | None = None,
 ) -> float:
     """:func:`inner_effective` of a conduction solve that kept its fields."""
     if not r.percolating or r.potential is None or r.flux is None:
         return 0.0
-    return inner_effective(r.potential, r.flux[axis], inner, axis, spacing)
+    return inner_effective(r.potential, r.flux[axis], inner, axis, spacing, conductivity)
 
 
 def _block_properties(
@@ -251,7 +284,9 @@ def _block_properties_inner(
             if inner is None:
                 eff = [cr[AXES[a]].effective for a in dirs]
             else:
-                eff = [_inner_of(cr[AXES[a]], inner, a, spacing[a]) for a in dirs]
+                k = phase_field(block, phase_values, np.float64)
+                ks = k if isinstance(k, tuple) else (k, k, k)
+                eff = [_inner_of(cr[AXES[a]], inner, a, spacing[a], ks[a]) for a in dirs]
             vals["conductivity"] = eff
             vals["relative_conductivity"] = [
                 e / cr.reference if cr.reference > 0 else math.nan for e in eff

@@ -44,7 +44,8 @@ class ConvergenceInfo:
         Relative change of the effective property over the last iteration.
     converged : bool
         True when the stopping rule was met (``flux_imbalance <= rtol`` and
-        ``property_change <= rtol``) or there was nothing to solve.
+        ``property_change <= rtol``), when the residual reached its rounding floor with balanced
+        fluxes, or when there was nothing to solve.
     time_s : float
         Wall time of the solve for this direction, set-up included, in seconds.
     stop_reason : str

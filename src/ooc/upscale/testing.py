@@ -99,7 +99,7 @@ def two_scale_case(
     shape: int = 8,
     *,
     ratio: int = 8,
-    grain_fraction: float = 0.25,
+    grain_fraction: float = 0.15,
     grain_radius: tuple[float, float] = (4.0, 8.0),
     macro_fraction: float = 0.0,
     micropore_fraction: float = 0.6,
