@@ -17,6 +17,7 @@ from typing import Any
 
 from ooc.config import Settings, load_settings
 from ooc.errors import ConfigError, OocError
+from ooc_flows.services import end_orphaned_servers
 
 __all__ = ["main"]
 
@@ -75,6 +76,30 @@ def _prepare_prefect(settings: Settings, *, debug: bool) -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
+_FLOWS = {
+    "ingest": ("ooc_flows.ingest", "ingest_flow"),
+    "train": ("ooc_flows.segment", "train_flow"),
+    "segment": ("ooc_flows.segment", "segment_flow"),
+    "measure": ("ooc_flows.measure", "measure_flow"),
+    "simulate": ("ooc_flows.simulate", "simulate_flow"),
+}
+
+
+def _run_stage(
+    stage: str, arguments: dict[str, Any], args: argparse.Namespace, settings: Settings
+) -> dict[str, Any]:
+    """Check the stage's inputs and parameters first (a mistake is one line within a couple of
+    seconds, before any service starts), then run it through its Prefect flow."""
+    import importlib
+
+    stages = importlib.import_module(f"ooc.stages.{stage}")
+    getattr(stages, f"run_{stage}")(**arguments, settings=settings, check_only=True)
+    end_orphaned_servers(os.environ["PREFECT_HOME"])
+    module, name = _FLOWS[stage]
+    flow = getattr(importlib.import_module(module), name)
+    return flow(**arguments, settings_overrides=_overrides(args))
+
+
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in {"data_dir": args.data_dir, "scheduler": args.scheduler}.items() if v}
 
@@ -112,16 +137,18 @@ def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         }.items()
         if v is not None
     }
-    from ooc_flows.ingest import ingest_flow
-
-    out = ingest_flow(
-        source=args.source,
-        output=args.output,
-        metadata=metadata,
-        reader_options=reader_options,
-        chunks=args.chunks,
-        levels=args.levels,
-        settings_overrides=_overrides(args),
+    out = _run_stage(
+        "ingest",
+        {
+            "source": args.source,
+            "output": args.output,
+            "metadata": metadata,
+            "reader_options": reader_options,
+            "chunks": args.chunks,
+            "levels": args.levels,
+        },
+        args,
+        settings,
     )
     report = out["summary"]
     verb = "finished (resumed)" if report["resumed"] else "written"
@@ -242,15 +269,17 @@ def _done(out: dict[str, Any]) -> str:
 
 
 def _cmd_measure(args: argparse.Namespace, settings: Settings) -> int:
-    from ooc_flows.measure import measure_flow
-
-    out = measure_flow(
-        labels=args.labels,
-        output=args.results,
-        pore=args.pore,
-        objects=args.objects,
-        connectivity=args.connectivity,
-        settings_overrides=_overrides(args),
+    out = _run_stage(
+        "measure",
+        {
+            "labels": args.labels,
+            "output": args.results,
+            "pore": args.pore,
+            "objects": args.objects,
+            "connectivity": args.connectivity,
+        },
+        args,
+        settings,
     )
     print(f"{args.labels}: {_done(out)}")
     _print_measurements({**out["summary"], "results": out["url"]})
@@ -292,13 +321,16 @@ def _print_simulation(s: dict[str, Any]) -> None:
 
 
 def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
-    from ooc.io import open_volume
     from ooc.stages import plan_simulation
+    from ooc.stages.inputs import open_input, phase_values_by_name
 
+    phase_values = _name_values(args.phase_value, "--phase-value") or None
+    porous_phases = _name_values(args.porous, "--porous") or None
     if args.dry_run:
-        shape = open_volume(
-            args.labels, storage_options=settings.storage_options(args.labels)
-        ).shape
+        volume, _ = open_input(args.labels, kind="labels", role="labels", settings=settings)
+        named = {args.pore: 1.0, **(phase_values or {}), **(porous_phases or {})}
+        phase_values_by_name(args.labels, volume, named)  # every phase named must exist
+        shape = volume.shape
         plan = plan_simulation(shape, block_shape=args.block)
         gib = 2**30
         print(
@@ -311,18 +343,20 @@ def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if not args.results:
         raise ConfigError("ooc simulate: give the results store to write (or --dry-run)")
-    from ooc_flows.simulate import simulate_flow
-
-    out = simulate_flow(
-        labels=args.labels,
-        output=args.results,
-        pore=args.pore,
-        phase_values=_name_values(args.phase_value, "--phase-value") or None,
-        porous_phases=_name_values(args.porous, "--porous") or None,
-        route=args.route,
-        block_shape=args.block,
-        properties=args.properties,
-        settings_overrides=_overrides(args),
+    out = _run_stage(
+        "simulate",
+        {
+            "labels": args.labels,
+            "output": args.results,
+            "pore": args.pore,
+            "phase_values": phase_values,
+            "porous_phases": porous_phases,
+            "route": args.route,
+            "block_shape": args.block,
+            "properties": args.properties,
+        },
+        args,
+        settings,
     )
     print(f"{args.labels}: {_done(out)} (route {out['summary']['route']})")
     _print_simulation({**out["summary"], "results": out["url"]})
@@ -348,17 +382,19 @@ def _cmd_features(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    from ooc_flows.segment import train_flow
-
-    out = train_flow(
-        volume=args.volume,
-        annotations=args.annotations,
-        model=args.model,
-        filters=json.loads(args.filters) if args.filters else None,
-        class_weight=args.class_weight,
-        class_names=_names(args.class_names, "--class-names"),
-        n_estimators=args.n_estimators,
-        settings_overrides=_overrides(args),
+    out = _run_stage(
+        "train",
+        {
+            "volume": args.volume,
+            "annotations": args.annotations,
+            "model": args.model,
+            "filters": json.loads(args.filters) if args.filters else None,
+            "class_weight": args.class_weight,
+            "class_names": _names(args.class_names, "--class-names"),
+            "n_estimators": args.n_estimators,
+        },
+        args,
+        settings,
     )
     s = out["summary"]
     names = ", ".join(f"{k}={v}" for k, v in s["class_names"].items()) or "unnamed"
@@ -381,14 +417,17 @@ def _names(items: list[str], option: str) -> dict[str, str]:
 
 def _cmd_segment(args: argparse.Namespace, settings: Settings) -> int:
     from ooc.segment import format_regions
-    from ooc_flows.segment import segment_flow
 
-    out = segment_flow(
-        volume=args.volume,
-        model=args.model,
-        output=args.output,
-        probability_dtype=args.probability_dtype,
-        settings_overrides=_overrides(args),
+    out = _run_stage(
+        "segment",
+        {
+            "volume": args.volume,
+            "model": args.model,
+            "output": args.output,
+            "probability_dtype": args.probability_dtype,
+        },
+        args,
+        settings,
     )
     s = out["summary"]
     fractions = ", ".join(f"{n} {f:.3f}" for n, f in s["class_fractions"].items())
@@ -411,6 +450,8 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
         load_spec(args.spec)  # a spec error is one line, before any work
     from ooc_flows.pipeline import pipeline_flow
+
+    end_orphaned_servers(os.environ["PREFECT_HOME"])
 
     summary = pipeline_flow(
         spec=args.spec, seed=args.seed, shape=args.shape, settings_overrides=_overrides(args)

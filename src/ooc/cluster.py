@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -30,8 +31,12 @@ _TLS_SETTINGS = {
 
 
 def progress_enabled() -> bool:
-    """Whether long steps show progress bars: yes unless ``OOC_PROGRESS=0``."""
-    return os.environ.get("OOC_PROGRESS", "1") != "0"
+    """Whether long steps show progress bars: ``OOC_PROGRESS=1``/``0`` decides; otherwise yes
+    when standard error is a terminal (bars would flood a log file)."""
+    chosen = os.environ.get("OOC_PROGRESS")
+    if chosen is not None:
+        return chosen != "0"
+    return sys.stderr.isatty()
 
 
 def dask_security(settings: Settings) -> Security | None:
@@ -85,7 +90,7 @@ def dask_client(settings: Settings | None = None) -> Iterator[Client]:
     """A ``distributed.Client`` for the configured cluster, closed on exit.
 
     With ``settings.scheduler`` unset, a ``LocalCluster`` of ``n_workers`` processes is started
-    for the run on 127.0.0.1 (no dashboard) and stopped afterwards; otherwise the client
+    for the run on 127.0.0.1 (its HTTP server on a free loopback port) and stopped afterwards; otherwise the client
     connects to that scheduler. TLS settings (:func:`dask_security`) apply to both.
     """
     settings = settings or load_settings()
@@ -103,7 +108,9 @@ def dask_client(settings: Settings | None = None) -> Iterator[Client]:
             host="127.0.0.1",
             protocol="tls://" if security else None,
             security=security,
-            dashboard_address=None,
+            # the scheduler's small HTTP server (health, metrics) on a free loopback port: the
+            # default 8787 may be taken by another cluster, and distributed then warns on stderr
+            dashboard_address="127.0.0.1:0",
             # BLAS/Blosc threads would oversubscribe the cores Dask already uses
             env={"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
         ) as cluster,

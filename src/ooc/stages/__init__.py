@@ -16,19 +16,24 @@ Every stage's output can be the next stage's input.
 Each runs on the active Dask scheduler (see :func:`ooc.cluster.dask_client`).
 """
 
-from ooc.stages._run import Outcome
-from ooc.stages.ingest import run_ingest
-from ooc.stages.measure import run_measure
-from ooc.stages.segment import run_segment
-from ooc.stages.simulate import plan_simulation, run_simulate
-from ooc.stages.train import run_train
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "Outcome",
-    "plan_simulation",
-    "run_ingest",
-    "run_measure",
-    "run_segment",
-    "run_simulate",
-    "run_train",
-]
+# name -> module; imported on first use, so checking one stage's inputs loads only that stage
+_WHERE = {
+    "Outcome": "_run",
+    "run_ingest": "ingest",
+    "run_train": "train",
+    "run_segment": "segment",
+    "run_measure": "measure",
+    "run_simulate": "simulate",
+    "plan_simulation": "simulate",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(import_module(f"ooc.stages.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'ooc.stages' has no attribute {name!r}")

@@ -85,15 +85,19 @@ def run_stage(
     settings: Settings,
     body: Callable[[Context], Product],
     replace_stale: bool = True,
-) -> Outcome:
+    check_only: bool = False,
+) -> Outcome | None:
     """Run ``body`` unless ``output`` already holds this run's complete result.
 
     ``parameters`` are checked against ``schemas/stages.schema.json`` (definition ``stage``)
     first. The output's digest is :func:`~ooc.stages.record.stage_digest` of the stage, its
     code version, the parameters and the parents' digests. A complete output with that digest
     is returned as it is; a partial one is resumed (``Context.resume``); a stale one (other
-    digest) is replaced. The record is written last, then the output (and its companions) are
-    registered in the catalog with their lineage.
+    digest) is replaced, or refused when ``replace_stale`` is False (ingest: a store of another
+    input is never overwritten). The record is written last, then the output (and its
+    companions) are registered in the catalog with their lineage. With ``check_only``,
+    everything is checked (parameters, and that the output may be written) and nothing is
+    written: None is returned.
     """
     validate(dict(parameters), "stages", source=f"{stage} parameters", definition=stage)
     output = absolute_url(output)
@@ -101,10 +105,17 @@ def run_stage(
     options = settings.storage_options(output)
     done = complete_record(output, digest, storage_options=options)
     if done is not None:
-        return Outcome(stage, output, done, skipped=True)
+        return None if check_only else Outcome(stage, output, done, skipped=True)
     resume = prepare_output(
-        output, stage, digest, storage_options=options, replace_stale=replace_stale
+        output,
+        stage,
+        digest,
+        storage_options=options,
+        replace_stale=replace_stale,
+        dry=check_only,
     )
+    if check_only:
+        return None
     started = time.perf_counter()
     product = body(Context(output, digest, resume, settings))
     seconds = round(time.perf_counter() - started, 3)

@@ -30,12 +30,15 @@ def run_ingest(
     levels: int | None = None,
     run_id: str | None = None,
     progress: bool | None = None,
-) -> Outcome:
+    check_only: bool = False,
+) -> Outcome | None:
     """Stream ``source`` into the volume store ``output`` on the active Dask scheduler.
 
     The input and metadata are checked before anything is written. The raw input's identity
     is its path, size and modification time (the store's write plan), so a finished store is
     recognised without reading the input again; its content's SHA-256 enters the record.
+
+    With ``check_only``, inputs and parameters are checked and nothing runs (returns None).
     """
     reader_options = dict(reader_options or {})
     meta = VolumeMetadata.from_dict(metadata, source=f"metadata for {source}")
@@ -83,6 +86,7 @@ def run_ingest(
         settings=settings,
         body=body,
         replace_stale=False,
+        check_only=check_only,
     )
 
 

@@ -57,12 +57,15 @@ def run_measure(
     block_shape: int = 64,
     run_id: str | None = None,
     progress: bool | None = None,
-) -> Outcome:
+    check_only: bool = False,
+) -> Outcome | None:
     """Measure the label store ``labels`` into the results store ``output`` (see module).
 
     ``pore`` and ``objects`` name the pore phase (size distribution, percolation) and the phase
     split into objects (grains, particles); default the first and second phase.
     ``block_shape`` is the edge of the local phase-fraction map's blocks, voxels.
+
+    With ``check_only``, inputs and parameters are checked and nothing runs (returns None).
     """
     volume, parent = open_input(labels, kind="labels", role="labels", settings=settings)
     phases = _phases(labels, volume)
@@ -158,6 +161,7 @@ def run_measure(
         parents=[parent],
         settings=settings,
         body=body,
+        check_only=check_only,
     )
 
 

@@ -119,6 +119,10 @@ def read_record(
         group = zarr.open_group(url, mode="r", storage_options=storage_options or None)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError, zarr.errors.NodeTypeValidationError):
         return None
+    except zarr.errors.ContainsArrayError:
+        raise StoreError(
+            f"{url}: is an array inside a store; give the store itself (the folder above it)"
+        ) from None
     record = group.attrs.get(RECORD)
     if record:
         return dict(record)
@@ -151,13 +155,14 @@ def prepare_output(
     *,
     storage_options: dict[str, Any] | None = None,
     replace_stale: bool = True,
+    dry: bool = False,
 ) -> bool:
     """Make ``url`` ready for a run of ``stage`` with ``digest``; True when a partial output of
     the same run is there to resume.
 
     A stale output of the same stage (another digest) is removed (refused if not
     ``replace_stale``); anything else found at ``url`` (a store of another stage, a file, a
-    foreign folder) is refused and left untouched.
+    foreign folder) is refused and left untouched. With ``dry``, nothing is removed (a check).
     """
     if not _exists(url, storage_options):
         return False
@@ -175,7 +180,8 @@ def prepare_output(
             f"{url}: holds the {stage} output of another input or parameters; an existing store "
             "is never overwritten: delete it or choose another output"
         )
-    remove(url, storage_options=storage_options)
+    if not dry:
+        remove(url, storage_options=storage_options)
     return False
 
 

@@ -84,12 +84,15 @@ def run_segment(
     max_region_bytes: int = 64 * 2**20,
     run_id: str | None = None,
     progress: bool | None = None,
-) -> Outcome:
+    check_only: bool = False,
+) -> Outcome | None:
     """Segment the grey store ``volume`` with the saved ``model`` into ``output`` (see module).
 
     ``probability_dtype`` ("float16", "float32" or "uint8") is used for the probabilities and
     the uncertainty. Runs on the active Dask scheduler, region by region; a region's working
     set (probabilities of every class) is kept near ``max_region_bytes`` (at least one chunk).
+
+    With ``check_only``, inputs and parameters are checked and nothing runs (returns None).
     """
     parameters = {
         "uncertainty": uncertainty,
@@ -211,4 +214,5 @@ def run_segment(
         parents=[vol_parent, model_parent],
         settings=settings,
         body=body,
+        check_only=check_only,
     )

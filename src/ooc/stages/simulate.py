@@ -76,10 +76,11 @@ def run_simulate(
     porous_phases: dict[str, float] | None = None,
     route: str = "auto",
     block_shape: int = 64,
-    properties: tuple[str, ...] | list[str] = PROPERTIES,
+    properties: tuple[str, ...] | list[str] | None = PROPERTIES,
     run_id: str | None = None,
     progress: bool | None = None,
-) -> Outcome:
+    check_only: bool = False,
+) -> Outcome | None:
     """Simulate transport through the label store ``labels`` into ``output`` (see module).
 
     ``phase_values``: conductivity per phase name (default 1 in the pore space, 0 elsewhere);
@@ -87,6 +88,8 @@ def run_simulate(
     "blocks" or "auto" (whole when the memory estimate fits; the choice is made on the machine
     that runs it and never enters the cache key); ``properties``: which of "tortuosity",
     "conductivity" and "permeability" to compute.
+
+    With ``check_only``, inputs and parameters are checked and nothing runs (returns None).
     """
     volume, parent = open_input(labels, kind="labels", role="labels", settings=settings)
     pore_label = next(iter(phase_values_by_name(labels, volume, {pore: 1.0})))
@@ -98,7 +101,7 @@ def run_simulate(
         "porous_phases": porous_phases,
         "route": route,
         "block_shape": block_shape,
-        "properties": [p for p in PROPERTIES if p in properties],
+        "properties": [p for p in PROPERTIES if p in (properties or PROPERTIES)],
     }
     wanted = parameters["properties"]
     voxel_m = as_volume(volume).voxel_size_m
@@ -202,6 +205,7 @@ def run_simulate(
         parents=[parent],
         settings=settings,
         body=body,
+        check_only=check_only,
     )
 
 

@@ -34,13 +34,16 @@ def run_train(
     class_weight: str | None = None,
     class_names: dict[str, str] | None = None,
     n_estimators: int = 100,
-) -> Outcome:
+    check_only: bool = False,
+) -> Outcome | None:
     """Train a forest on the labelled voxels of ``volume`` (features only around them) and save
     it to the folder ``model`` (skops + JSON, no pickle).
 
     ``annotations``: a label TIFF of the volume's shape (0 = unlabelled, 1.. = classes), a JSON
     file of shapes (``schemas/annotations.schema.json``) or a label store; ``class_names``
     names the label values (``{"1": "pore", ...}``).
+
+    With ``check_only``, inputs and parameters are checked and nothing runs (returns None).
     """
     parameters: dict[str, Any] = {
         "filters": filters,
@@ -79,4 +82,5 @@ def run_train(
         parents=parents,
         settings=settings,
         body=body,
+        check_only=check_only,
     )
