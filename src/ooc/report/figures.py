@@ -345,5 +345,6 @@ def plot_comparison(
         If there is nothing to draw.
     """
     out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(png_bytes(comparison_figure(table, results_by_sample)))
     return out

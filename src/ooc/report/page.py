@@ -29,6 +29,7 @@ table { border-collapse: collapse; margin: 6px 0 4px; font-size: 13.5px; }
 th, td { padding: 4px 10px; border-bottom: 1px solid var(--rule); text-align: left;
          vertical-align: top; }
 th { background: var(--band); font-weight: 600; }
+td:first-child { white-space: nowrap; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tbody tr:nth-child(even) td { background: #fafbfc; }
 figure { margin: 8px 0 16px; }

@@ -75,6 +75,14 @@ def _transport(found: ScaleStores, tree: xr.DataTree) -> dict[str, dict[str, flo
     return out
 
 
+def _voxel_text(row: pd.Series) -> str:
+    """The voxel size with its unit: "2 µm", or "30×20×20 nm" where it differs by axis."""
+    sizes = [number(row[f"voxel_{a}"], 3) for a in AXES]
+    return (
+        f"{sizes[0] if len(set(sizes)) == 1 else '×'.join(sizes)} {unit_symbol(str(row['unit']))}"
+    )
+
+
 def _axes_text(values: Mapping[str, float]) -> str:
     return "/".join(number(values.get(a), 3) for a in AXES)
 
@@ -87,11 +95,10 @@ def _summary(found: ScaleStores, row: pd.Series, transport: dict[str, dict[str, 
     for label in ("tortuosity factor τ", "relative conductivity", "permeability (mD)"):
         if label in transport:
             parts.append(f"{label} z/y/x {_axes_text(transport[label])}")
-    voxel = "×".join(number(row[f"voxel_{a}"], 3) for a in AXES)
     how = "segmented from its grey scan" if found.grey else "labels as ingested"
     return (
         f'<li><a href="#{_anchor(found.scale)}"><b>{html.escape(found.scale)}</b></a> '
-        f"({html.escape(voxel)} {html.escape(unit)} voxels, {how}): "
+        f"({html.escape(_voxel_text(row))} voxels, {how}): "
         f"{html.escape('; '.join(parts))}</li>"
     )
 
@@ -100,8 +107,8 @@ def _properties(table_: pd.DataFrame) -> str:
     columns = [
         ("porosity", "porosity"),
         *((f"tau_{a}", f"τ {a}") for a in AXES),
-        *((f"relative_conductivity_{a}", f"conductivity {a}") for a in AXES),
-        *((f"permeability_mD_{a}", f"permeability {a} (mD)") for a in AXES),
+        *((f"relative_conductivity_{a}", f"σ/σ₀ {a}") for a in AXES),
+        *((f"permeability_mD_{a}", f"k {a} (mD)") for a in AXES),
     ]
     present = [(c, h) for c, h in columns if c in table_]
     pore = "pore_d50" in table_
@@ -109,15 +116,16 @@ def _properties(table_: pd.DataFrame) -> str:
     rows = []
     for _, r in table_.iterrows():
         unit = unit_symbol(str(r["unit"]))
-        cells = [str(r["scale"]), f"{number(r['voxel_x'], 3)} {unit}"]
+        cells = [str(r["scale"]), _voxel_text(r)]
         if pore:
             cells.append(f"{number(r['pore_d50'], 3)} {unit}")
         rows.append(cells + [number(r[c]) for c, _ in present])
     body = table(head, rows, numeric=[False] + [True] * (len(head) - 1))
     note = (
-        '<p class="note">From the catalog (the key numbers each stage recorded). τ = ε·D₀/D_eff '
-        "of the pore space; conductivity relative to the conducting phase; – where a scale was "
-        "not simulated or a solve had no finite answer (no percolating path).</p>"
+        '<p class="note">From the catalog (the key numbers each stage recorded). τ: tortuosity '
+        "factor ε·D₀/D_eff of the pore space; σ/σ₀: effective conductivity relative to the "
+        "conducting phase; k: permeability; – where a scale was not simulated or a solve had no "
+        "finite answer (no percolating path).</p>"
     )
     return section("properties", "Properties across scales", body + note)
 
@@ -410,6 +418,7 @@ def write_report(sample: str, path: str | os.PathLike[str], *, catalog_url: str)
         _scale_section(s, tree, numbers.loc[s.scale], transport[s.scale]) for s in scales
     )
     out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
         document(f"ooc report: {sample}", header + nav + summary + _properties(numbers) + body),
         encoding="utf-8",
