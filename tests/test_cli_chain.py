@@ -87,3 +87,4 @@ def test_the_readme_chain_runs_as_written(tmp_path: Path) -> None:
     spec = yaml.safe_load((tmp_path / "spec.yaml").read_text())
     assert set(spec["scans"]) == {"MicroCT", "FIB-SEM", "TEM"}
     assert "segmentation IoU" in out["ooc run spec.yaml"]
+    assert "nothing is stale" in printed["reprocess"]

@@ -439,6 +439,27 @@ def _cmd_segment(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_reprocess(args: argparse.Namespace, settings: Settings) -> int:
+    from ooc.stages.reprocess import stale_outputs
+
+    stale_outputs(  # a bad stage name or catalog is one line, before any service starts
+        catalog_url=settings.resolved_catalog_url, sample=args.sample, stage=args.stage
+    )
+    from ooc_flows.reprocess import reprocess_flow
+
+    end_orphaned_servers(os.environ["PREFECT_HOME"])
+    out = reprocess_flow(
+        sample=args.sample,
+        stage=args.stage,
+        dry_run=args.dry_run,
+        settings_overrides=_overrides(args),
+    )
+    print(out["text"])
+    for done in out["redone"]:
+        print(f"  redone {done['stage']} {done['url']} in {done['seconds']:.1f} s")
+    return 0
+
+
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     if args.example:
         from ooc.stages.spec import example_spec
@@ -591,6 +612,14 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--block", type=int, default=64, help="block edge for the block-wise route")
     sim.add_argument("--dry-run", action="store_true", help="print the memory each route needs")
     sim.set_defaults(func=_cmd_simulate)
+
+    rep = sub.add_parser(
+        "reprocess", help="redo the stored results the installed ooc would make differently"
+    )
+    rep.add_argument("--sample", help="sample id, * wildcards allowed")
+    rep.add_argument("--stage", choices=["ingest", "train", "segment", "measure", "simulate"])
+    rep.add_argument("--dry-run", action="store_true", help="list what is stale and why")
+    rep.set_defaults(func=_cmd_reprocess)
 
     hist = sub.add_parser("history", help="how a store was made (provenance)")
     hist.add_argument("store")
