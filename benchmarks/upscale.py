@@ -151,7 +151,7 @@ def two_scale_rows(
                 {
                     "seed": seed,
                     "ratio": ratio,
-                    "property": "k (m²)",
+                    "property": "k_m2",
                     "route": name,
                     "direct": direct,
                     "upscaled": got,
@@ -259,7 +259,7 @@ def main() -> None:
     ap.add_argument("--sections", default="1,2,3")
     args = ap.parse_args()
     if args.smoke:
-        args.coarse, args.finer, args.seeds, args.ratios = 4, 16, "0", "8"
+        args.coarse, args.finer, args.seeds, args.ratios = 4, 16, "0", "4"
         args.block_volume, args.block, args.margin = 32, 16, 8
     props = [p for p in args.properties.split(",") if p]
     sections = {int(s) for s in args.sections.split(",") if s}

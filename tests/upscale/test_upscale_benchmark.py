@@ -1,0 +1,30 @@
+"""benchmarks/upscale.py still runs end to end (tiny sizes; its numbers are not checked here)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+@pytest.mark.slow
+def test_upscale_benchmark_prints_its_tables() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "upscale.py"), "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    out = result.stdout
+    for title in ("## 1. two-scale", "## 2. difference vs scale ratio", "## 3. block upscaling"):
+        assert title in out
+    rows = [line.split() for line in out.splitlines() if line[:2] in ("0 ", "bl", "di")]
+    routes = {r[3] for r in rows if len(r) > 3 and r[0] == "0"}
+    assert routes == {"constant", "per-voxel"}
+    assert any(r[0] == "direct" for r in rows)
+    assert sum(r[0] == "blocks" for r in rows) == 2
