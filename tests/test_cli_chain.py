@@ -46,10 +46,12 @@ def test_the_readme_chain_runs_as_written(tmp_path: Path) -> None:
     """Every ``ooc`` line of the README, typed as shown: grey scan -> properties, then a spec."""
     lines = readme_commands()
     verbs = [line.split()[1] for line in lines]
-    assert verbs[:5] == ["synth", "ingest", "train", "segment", "measure"]
+    assert verbs[:6] == ["synth", "ingest", "features", "train", "segment", "measure"]
     out = {line: _shell(line, tmp_path) for line in lines}
     printed = dict(zip(verbs, out.values(), strict=False))
     assert "rock.zarr: written" in printed["ingest"]
+    hessian = ooc.open_results(str(tmp_path / "features.zarr"))["features/hessian_s1.5"]
+    assert sorted(hessian.to_dataset().data_vars) == [f"hessian_e{i}_s1.5" for i in range(3)]
     assert "classes 1=pore, 2=grain, 3=micro-porous" in printed["train"]
     assert "most uncertain regions" in printed["segment"]
 
@@ -88,3 +90,6 @@ def test_the_readme_chain_runs_as_written(tmp_path: Path) -> None:
     assert set(spec["scans"]) == {"MicroCT", "FIB-SEM", "TEM"}
     assert "segmentation IoU" in out["ooc run spec.yaml"]
     assert "nothing is stale" in printed["reprocess"]
+    assert (tmp_path / "rock.html").stat().st_size > 10_000
+    assert "porosity" in printed["compare"]
+    assert (tmp_path / "compare.png").stat().st_size > 1000

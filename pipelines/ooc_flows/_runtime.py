@@ -5,21 +5,27 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import task
-from prefect.runtime import flow_run
+from prefect.runtime import deployment, flow_run
 
 from ooc import stages
 from ooc.cluster import dask_client
-from ooc.config import Settings, load_settings
+from ooc.config import Settings, check_store_url, load_settings
 
 __all__ = ["current_run_id", "settings_from", "stage_task"]
 
 STAGES = {
     "ingest": stages.run_ingest,
+    "features": stages.run_features,
     "train": stages.run_train,
     "segment": stages.run_segment,
     "measure": stages.run_measure,
     "simulate": stages.run_simulate,
 }
+
+
+# the arguments of a stage that name a store it reads or writes (raw sources and annotation
+# files may live elsewhere, e.g. in an archive)
+_STORE_ARGUMENTS = {"output", "volume", "model", "labels", "finer"}
 
 
 def current_run_id() -> str | None:
@@ -40,6 +46,9 @@ def stage_task(
     """Run one stage (:mod:`ooc.stages`) on the configured Dask cluster; returns its outcome:
     ``url``, ``skipped``, ``seconds``, ``summary`` and the stored ``record``."""
     settings = settings_from(settings_overrides)
+    if deployment.id:  # started from a deployment: only stores under the data roots
+        for key in _STORE_ARGUMENTS & set(arguments):
+            check_store_url(str(arguments[key]), settings)
     run = STAGES[stage]
     extra = {} if stage == "train" else {"run_id": current_run_id()}
     with dask_client(settings):

@@ -78,6 +78,7 @@ def _prepare_prefect(settings: Settings, *, debug: bool) -> None:
 
 _FLOWS = {
     "ingest": ("ooc_flows.ingest", "ingest_flow"),
+    "features": ("ooc_flows.features", "features_flow"),
     "train": ("ooc_flows.segment", "train_flow"),
     "segment": ("ooc_flows.segment", "segment_flow"),
     "measure": ("ooc_flows.measure", "measure_flow"),
@@ -364,20 +365,16 @@ def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_features(args: argparse.Namespace, settings: Settings) -> int:
-    import ooc
-    from ooc.cluster import dask_client
-    from ooc.features import write_feature
-
-    with dask_client(settings):
-        vol = ooc.open_volume(args.volume, storage_options=settings.storage_options(args.volume))
-        url = write_feature(
-            vol,
-            args.output,
-            filter=args.filter,
-            sigma=args.sigma,
-            storage_options=settings.storage_options(args.output),
-        )
-    print(f"{args.filter} at sigma {args.sigma} written to {url}")
+    out = _run_stage(
+        "features",
+        {"volume": args.volume, "output": args.output, "filter": args.filter, "sigma": args.sigma},
+        args,
+        settings,
+    )
+    group = out["summary"]["group"]
+    print(
+        f"{args.volume}: {_done(out)}; {args.filter} at sigma {args.sigma} in {out['url']}/{group}"
+    )
     return 0
 
 
@@ -457,6 +454,33 @@ def _cmd_reprocess(args: argparse.Namespace, settings: Settings) -> int:
     print(out["text"])
     for done in out["redone"]:
         print(f"  redone {done['stage']} {done['url']} in {done['seconds']:.1f} s")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from ooc.report import write_report
+
+    path = write_report(
+        args.sample,
+        args.output or f"{args.sample}.report.html",
+        catalog_url=settings.resolved_catalog_url,
+    )
+    print(f"report of {args.sample} written to {path}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
+    import ooc
+    from ooc.report import compare_samples, format_comparison, plot_comparison
+
+    url = settings.resolved_catalog_url
+    table = compare_samples(args.samples, catalog_url=url)
+    print(format_comparison(table), end="")
+    if args.output:
+        trees = {
+            s: ooc.open_results(sample=s, catalog_url=url) for s in dict.fromkeys(args.samples)
+        }
+        print(f"picture: {plot_comparison(table, trees, args.output)}")
     return 0
 
 
@@ -620,6 +644,16 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--stage", choices=["ingest", "train", "segment", "measure", "simulate"])
     rep.add_argument("--dry-run", action="store_true", help="list what is stale and why")
     rep.set_defaults(func=_cmd_reprocess)
+
+    report = sub.add_parser("report", help="one self-contained HTML report of a sample")
+    report.add_argument("sample", help="sample id (as in the catalog)")
+    report.add_argument("-o", "--output", help="HTML file (default SAMPLE.report.html)")
+    report.set_defaults(func=_cmd_report)
+
+    compare = sub.add_parser("compare", help="key numbers of samples side by side")
+    compare.add_argument("samples", nargs="+", help="sample ids (as in the catalog)")
+    compare.add_argument("-o", "--output", help="also draw a PNG comparing them")
+    compare.set_defaults(func=_cmd_compare)
 
     hist = sub.add_parser("history", help="how a store was made (provenance)")
     hist.add_argument("store")

@@ -153,3 +153,67 @@ def test_ingest_deployment_runs_on_a_worker(
     assert list(rows["url"]) == [str(output)]
     assert list(rows["stage"]) == ["ingest"]
     assert (rows["shape_z"][0], rows["shape_y"][0], rows["shape_x"][0]) == volume.shape
+
+
+def _run_deployment(
+    prefect_server: Any, deployed: dict[str, Any], name: str, params: dict, data: Path, cwd: Path
+) -> tuple[list[dict[str, Any]], str]:
+    """Run deployment ``name`` once on a process worker; its newest flow run and the worker's log."""
+    deployment = _on_server(prefect_server)[name]
+    worker_env = {
+        "OOC_DATA_DIR": str(data),
+        "OOC_N_WORKERS": "1",
+        "OOC_MEMORY_LIMIT": "2GiB",
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+    }
+    pool = deployed[name]["work_pool"]["name"]
+    worker = prefect_server.start(
+        "worker", "worker", "start", "--pool", pool, env=worker_env, cwd=cwd
+    )
+    prefect_server.cli(
+        "deployment", "run", f"{deployment['flow_name']}/{name}",
+        "--params", json.dumps(params),
+        "--watch", "--watch-interval", "1", "--watch-timeout", "600",
+    )  # fmt: skip
+    newest = {
+        "deployments": {"id": {"any_": [deployment["id"]]}},
+        "sort": "EXPECTED_START_TIME_DESC",
+        "limit": 1,
+    }
+    runs = prefect_server.api("POST", "/flow_runs/filter", newest)
+    prefect_server.stop(worker)
+    return runs, (prefect_server.logs / "worker.log").read_text(errors="replace")
+
+
+def test_the_spec_flow_runs_the_main_job_from_its_deployment(
+    prefect_server: Any, deployed: dict[str, Any], tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    runs, log = _run_deployment(
+        prefect_server, deployed, "run", {"seed": 4, "shape": [32, 32, 32]}, data, tmp_path
+    )
+    assert [r["state_type"] for r in runs] == ["COMPLETED"], log[-4000:]
+    rows = search(
+        catalog_url=Settings(data_dir=str(data)).resolved_catalog_url, sample="synthetic-4"
+    )
+    assert set(rows["stage"]) >= {"ingest", "train", "segment", "measure", "simulate"}
+    assert all(url.startswith(str(data)) for url in rows["url"])
+    assert (rows[rows["stage"] == "simulate"]["porosity"] > 0).all()
+
+
+def test_a_deployed_flow_refuses_stores_outside_the_data_roots(
+    prefect_server: Any, deployed: dict[str, Any], tmp_path: Path
+) -> None:
+    np.save(tmp_path / "scan.npy", np.zeros((4, 4, 4), np.uint8))
+    outside = tmp_path / "elsewhere" / "scan.zarr"
+    params = {
+        "source": str(tmp_path / "scan.npy"),
+        "output": str(outside),
+        "metadata": {"sample_id": "outside", "modality": "TEM", "kind": "grey", "voxel_size": [1.0, 1.0, 1.0], "unit": "nm"},
+    }  # fmt: skip
+    runs, log = _run_deployment(
+        prefect_server, deployed, "ingest", params, tmp_path / "data", tmp_path
+    )
+    assert [r["state_type"] for r in runs] == ["FAILED"], log[-4000:]
+    assert "outside the allowed data roots" in log
+    assert not outside.exists()

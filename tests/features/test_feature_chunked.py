@@ -15,9 +15,9 @@ from ooc.features import (
     FeatureSpec,
     compute_features,
     cupy_available,
+    feature,
     feature_stack,
     kernels,
-    write_feature,
 )
 
 _ALL = list(FILTERS)
@@ -105,9 +105,7 @@ def test_thin_chunks_are_merged_and_results_keep_the_volume_shape() -> None:
     np.testing.assert_allclose(lazy.compute(), feature_stack(img, spec), rtol=0, atol=1e-4)
 
 
-def test_write_feature_stores_one_feature_with_coordinates_and_provenance(tmp_path) -> None:
-    from ooc.results import open_results
-
+def test_one_feature_as_a_dataset_with_coordinates() -> None:
     img = np.random.default_rng(1).normal(size=(12, 14, 10)).astype(np.float32)
     vol = xr.DataArray(
         da.from_array(img, chunks=5),
@@ -115,15 +113,11 @@ def test_write_feature_stores_one_feature_with_coordinates_and_provenance(tmp_pa
         coords={d: np.arange(n) * 0.5 for d, n in zip("zyx", img.shape, strict=True)},
         attrs={"voxel_size": [0.5, 0.5, 0.5], "unit": "micrometer"},
     )
-    url = str(tmp_path / "results.zarr")
-    group = write_feature(vol, url, filter="hessian", sigma=1.0)
-    tree = open_results(url)
-    ds = tree[group].to_dataset()
+    ds = feature(vol, filter="hessian", sigma=1.0)
     assert sorted(ds.data_vars) == ["hessian_e0_s1", "hessian_e1_s1", "hessian_e2_s1"]
     ref = kernels.hessian_eigenvalues(img, 1.0)  # sigma in voxels (the default sigma_unit)
     np.testing.assert_allclose(ds["hessian_e0_s1"].values, ref[0], atol=1e-5)
     assert ds["x"].attrs["units"] == "micrometer"
-    assert "features" in ds.attrs["ooc_history"]
 
 
 @pytest.mark.gpu

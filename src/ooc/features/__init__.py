@@ -8,7 +8,7 @@
   physical units, anisotropic voxel sizes honoured per axis; its halo and channel names.
 - :func:`feature_stack` / :func:`features_at` - the whole bank on one block, or at some voxels.
 - :func:`compute_features` - the bank over a Dask array, lazily, chunking-independent;
-  :func:`write_feature` stores one chosen feature (features are not stored by default).
+  :func:`feature` gives one chosen feature as a Dataset (features are not stored by default).
 
 >>> import numpy as np
 >>> spec = FeatureSpec(filters={"gaussian": [1.0], "hessian": [1.6]})
@@ -22,10 +22,10 @@ from ooc.features.chunked import (
     Volume,
     as_volume,
     compute_features,
+    feature,
     map_blocks_with_halo,
     regular_chunks,
     to_device,
-    write_feature,
 )
 from ooc.features.spec import DEFAULT_FILTERS, FILTERS, ILASTIK_SIGMAS, FeatureSpec
 from ooc.features.stack import feature_stack, features_at, iter_features
@@ -41,6 +41,7 @@ __all__ = [
     "as_volume",
     "compute_features",
     "cupy_available",
+    "feature",
     "feature_stack",
     "features_at",
     "get_array_module",
@@ -49,5 +50,4 @@ __all__ = [
     "map_blocks_with_halo",
     "regular_chunks",
     "to_device",
-    "write_feature",
 ]

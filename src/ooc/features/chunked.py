@@ -26,11 +26,12 @@ __all__ = [
     "Volume",
     "as_volume",
     "compute_features",
+    "feature",
     "map_blocks_with_halo",
     "regular_chunks",
     "to_device",
-    "write_feature",
 ]
+
 
 def to_device(data: da.Array, device: str) -> da.Array:
     """Move a Dask array's blocks to ``"gpu"`` (CuPy) or ``"cpu"`` (NumPy); lazily."""
@@ -175,47 +176,30 @@ def compute_features(
     )
 
 
-def write_feature(
+def feature(
     volume: Any,
-    url: str,
     *,
     filter: str,
     sigma: float,
     spec: FeatureSpec | None = None,
-    group: str | None = None,
     voxel_size: Sequence[float] | None = None,
-    storage_options: dict[str, Any] | None = None,
-) -> str:
-    """Compute one filter at one scale over the volume and write it to a results store.
+) -> xr.Dataset:
+    """One filter at one scale over the whole volume, lazily, as an ``xarray.Dataset``.
 
     Features are not stored by default (computing and predicting happen in the same block);
-    this writes one chosen feature, e.g. to look at it, as group ``group`` (default
-    ``features/<filter>_s<sigma>``) of the results store ``url``: an ``xarray`` Dataset with
-    one float32 variable per channel (eigenvalue filters have one per axis), dims
-    ``(z, y, x)``, coordinates in the volume's unit, and a provenance record. Only that
-    filter's halo is read around each block. Other options (``sigma_unit``, ``truncate``,
-    ``mode``...) come from ``spec``. Returns the group's path in the store.
+    this gives one chosen feature, e.g. to look at it (the features stage writes it): one
+    float32 variable per channel (eigenvalue filters have one per axis), dims ``(z, y, x)``,
+    coordinates in the volume's unit. Only that filter's halo is read around each block. Other
+    options (``sigma_unit``, ``truncate``, ``mode``...) come from ``spec``.
     """
-    from ooc.provenance import make_record
-    from ooc.results import write_dataset
-
     base = spec or FeatureSpec(filters={filter: (sigma,)})
     one = FeatureSpec.from_dict({**base.to_dict(), "filters": {filter: [sigma]}})
     vol = as_volume(volume, voxel_size=voxel_size)
     stack = compute_features(vol, one)
     names = one.channel_names(vol.data.ndim)
-    group = group or f"features/{filter}_s{sigma:g}"
     coords = {d: xr.Variable(d, vol.coords[d], {"units": vol.unit}) for d in vol.dims}
-    ds = xr.Dataset(
+    return xr.Dataset(
         {n: (vol.dims, regular_chunks(stack[k])) for k, n in enumerate(names)},
         coords=coords,
         attrs={"feature_spec": one.to_dict(), "voxel_size": list(vol.voxel_size)},
     )
-    source = vol.attrs.get("url")
-    record = make_record(
-        "features",
-        parameters={"filter": filter, "sigma": sigma, "spec": one.to_dict(), "group": group},
-        inputs=[{"url": source}] if source else [],
-    )
-    write_dataset(ds, url, group=group, provenance=record, storage_options=storage_options)
-    return group

@@ -8,6 +8,7 @@ already holds a complete result with the same key (inputs' digests + parameters 
 Every stage's output can be the next stage's input.
 
 - :func:`run_ingest` - raw scan -> volume store
+- :func:`run_features` - grey volume -> one filter of the bank, to look at
 - :func:`run_train` - grey volume + sparse labels -> model folder
 - :func:`run_segment` - grey volume + model -> label volume store (+ probabilities, uncertainty)
 - :func:`run_measure` - label volume -> measurements results store
@@ -23,6 +24,7 @@ from typing import Any
 _WHERE = {
     "Outcome": "_run",
     "run_ingest": "ingest",
+    "run_features": "features",
     "run_train": "train",
     "run_segment": "segment",
     "run_measure": "measure",
