@@ -17,7 +17,7 @@ from typing import Any
 
 from ooc.config import Settings, load_settings
 from ooc.errors import ConfigError, OocError
-from ooc_flows.services import end_orphaned_servers
+from ooc_flows.services import end_orphaned_servers, mark_verb
 
 __all__ = ["main"]
 
@@ -95,7 +95,7 @@ def _run_stage(
 
     stages = importlib.import_module(f"ooc.stages.{stage}")
     getattr(stages, f"run_{stage}")(**arguments, settings=settings, check_only=True)
-    end_orphaned_servers(os.environ["PREFECT_HOME"])
+    end_orphaned_servers()
     module, name = _FLOWS[stage]
     flow = getattr(importlib.import_module(module), name)
     return flow(**arguments, settings_overrides=_overrides(args))
@@ -444,7 +444,7 @@ def _cmd_reprocess(args: argparse.Namespace, settings: Settings) -> int:
     )
     from ooc_flows.reprocess import reprocess_flow
 
-    end_orphaned_servers(os.environ["PREFECT_HOME"])
+    end_orphaned_servers()
     out = reprocess_flow(
         sample=args.sample,
         stage=args.stage,
@@ -496,7 +496,7 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         load_spec(args.spec)  # a spec error is one line, before any work
     from ooc_flows.pipeline import pipeline_flow
 
-    end_orphaned_servers(os.environ["PREFECT_HOME"])
+    end_orphaned_servers()
 
     summary = pipeline_flow(
         spec=args.spec, seed=args.seed, shape=args.shape, settings_overrides=_overrides(args)
@@ -696,6 +696,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.config:
             os.environ["OOC_CONFIG"] = args.config  # flows re-read the same file
         _prepare_prefect(settings, debug=args.debug)
+        mark_verb()
         return args.func(args, settings)
     except (OocError, FileNotFoundError, FileExistsError, NotADirectoryError) as err:
         if args.debug:
