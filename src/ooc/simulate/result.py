@@ -103,8 +103,26 @@ class ConductionDirection:
     flux: np.ndarray | None = None
 
 
+class _PerDirection:
+    """What every per-direction result shares: lookup by axis name, one value per direction,
+    and convergence of every solve."""
+
+    directions: dict[str, Any]
+
+    def __getitem__(self, direction: str) -> Any:
+        return self.directions[direction]
+
+    def _each(self, name: str) -> dict[str, float]:
+        return {k: getattr(v, name) for k, v in self.directions.items()}
+
+    @property
+    def converged(self) -> bool:
+        """Whether the solve of every direction converged."""
+        return all(r.info.converged for r in self.directions.values())
+
+
 @dataclass
-class ConductionResult:
+class ConductionResult(_PerDirection):
     """Effective conductivity per driven direction (see :func:`ooc.simulate.conductivity`)."""
 
     directions: dict[str, ConductionDirection]
@@ -113,18 +131,15 @@ class ConductionResult:
     shape: tuple[int, int, int]
     voxel_size: tuple[float, float, float] | None
 
-    def __getitem__(self, direction: str) -> ConductionDirection:
-        return self.directions[direction]
-
     @property
     def effective(self) -> dict[str, float]:
         """Effective conductivity per direction, in the units of the phase values."""
-        return {k: v.effective for k, v in self.directions.items()}
+        return self._each("effective")
 
     @property
     def relative(self) -> dict[str, float]:
         """Effective conductivity per direction relative to ``reference``."""
-        return {k: v.relative for k, v in self.directions.items()}
+        return self._each("relative")
 
     @property
     def tensor(self) -> np.ndarray:
@@ -133,10 +148,6 @@ class ConductionResult:
         for d, r in self.directions.items():
             t[:, AXES.index(d)] = r.tensor_column
         return t
-
-    @property
-    def converged(self) -> bool:
-        return all(r.info.converged for r in self.directions.values())
 
     def to_dataset(self) -> Any:
         """The scalars (and fields, if computed) as an ``xarray.Dataset`` with a ``direction`` dim."""
@@ -196,28 +207,21 @@ class TortuosityDirection:
 
 
 @dataclass
-class TortuosityResult:
+class TortuosityResult(_PerDirection):
     """Tortuosity factor and relative diffusivity per direction (see :func:`tortuosity`)."""
 
     directions: dict[str, TortuosityDirection]
     porosity: float
 
-    def __getitem__(self, direction: str) -> TortuosityDirection:
-        return self.directions[direction]
-
     @property
     def tau(self) -> dict[str, float]:
         """Tortuosity factor per direction (``inf`` where the phase does not percolate)."""
-        return {k: v.tortuosity for k, v in self.directions.items()}
+        return self._each("tortuosity")
 
     @property
     def relative_diffusivity(self) -> dict[str, float]:
         """``D_eff / D0`` per direction."""
-        return {k: v.relative_diffusivity for k, v in self.directions.items()}
-
-    @property
-    def converged(self) -> bool:
-        return all(r.info.converged for r in self.directions.values())
+        return self._each("relative_diffusivity")
 
     def to_dataset(self) -> Any:
         """Scalars per direction as an ``xarray.Dataset``."""
@@ -283,7 +287,7 @@ class FlowDirection:
 
 
 @dataclass
-class PermeabilityResult:
+class PermeabilityResult(_PerDirection):
     """Absolute permeability per direction (see :func:`ooc.simulate.permeability`)."""
 
     directions: dict[str, FlowDirection]
@@ -291,22 +295,15 @@ class PermeabilityResult:
     voxel_size: tuple[float, float, float] | None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def __getitem__(self, direction: str) -> FlowDirection:
-        return self.directions[direction]
-
     @property
     def k_m2(self) -> dict[str, float]:
         """Permeability per direction in m² (voxel² without a voxel size)."""
-        return {k: v.permeability_m2 for k, v in self.directions.items()}
+        return self._each("permeability_m2")
 
     @property
     def k_mD(self) -> dict[str, float]:  # noqa: N802 (unit symbol)
         """Permeability per direction in millidarcy."""
-        return {k: v.permeability_mD for k, v in self.directions.items()}
-
-    @property
-    def converged(self) -> bool:
-        return all(r.info.converged for r in self.directions.values())
+        return self._each("permeability_mD")
 
     def to_dataset(self) -> Any:
         """Scalars (and velocity, if computed) as an ``xarray.Dataset``."""
