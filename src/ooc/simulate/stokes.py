@@ -725,7 +725,7 @@ def _porous_drag(
     k = phase_field(
         labels,
         {**values, **dict.fromkeys(_other_labels(labels, values), 0.0)},
-        np.float64,
+        np.float32,  # m² down to 1e-38 are normal float32 numbers
         name="porous_phases",
     )
     ks = k if isinstance(k, tuple) else (k, k, k)
@@ -739,7 +739,7 @@ def _porous_drag(
     alpha = []
     for kb in ks if isinstance(k, tuple) else (ks[0],):
         al = xp.zeros(labels.shape, dtype=np.dtype(dtype))
-        al[porous] = ((h0 * h0) / kb[porous]).astype(dtype)
+        al[porous] = ((h0 * h0) / kb[porous].astype(np.float64)).astype(dtype)
         alpha.append(al)
     out = (alpha[0], alpha[1], alpha[2]) if len(alpha) == 3 else (alpha[0],) * 3
     return out, porous  # type: ignore[return-value]

@@ -16,6 +16,11 @@ value, :mod:`ooc.upscale.grey`) into a per-voxel property.  The forms:
 Fits minimise the squared error of ``log y`` (the properties span decades); blocks with
 ``y <= 0`` (nothing percolates) are left out of the fit and counted.  Each relation states its
 error: the RMS of ``log(fit / y)`` and the largest relative error over the fitted blocks.
+
+Fit on blocks the size of the coarse voxel the relation will be applied to: a relation holds at
+the scale it was measured at.  On the synthetic two-scale case (``ooc.upscale.testing``, ratio
+8) relations from 8³-block maps gave coarse ``D_eff`` within about 3 % of the direct solve where
+16³-block relations were 5-16 % low.
 """
 
 from __future__ import annotations
