@@ -31,7 +31,7 @@ import zarr
 
 from _harness import run_measured
 from ooc.io.store import blosc_codec
-from ooc.synth import default_sample, render_scan
+from ooc.synth import SEGMENT_FILTERS, default_sample, render_scan
 
 _OOC = """
 import json, sys, time
@@ -154,16 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             truth, fraction=0.001, radius=0.5, margin=0.0, stroke_length=6, seed=3
         )
         np.savez(work / "scribbles.npz", coords=ann.coords, labels=ann.labels)
-        spec = FeatureSpec(
-            filters={
-                "gaussian": [0.0, 0.7, 1.0, 1.6, 3.5],
-                "gradient": [0.7, 1.0, 1.6],
-                "laplacian": [0.7, 1.0, 1.6],
-                "dog": [1.0, 1.6, 3.5],
-                "hessian": [0.7, 1.0, 1.6],
-                "structure": [0.7, 1.0],
-            }
-        )
+        spec = FeatureSpec(filters=SEGMENT_FILTERS)
         grey = zarr.open_array(str(work / "grey.zarr"), mode="r")
         import dask.array as da
 

@@ -24,20 +24,9 @@ from ooc.segment import (
     train_forest,
     uncertain_regions,
 )
-from ooc.synth import default_sample, render_scan
+from ooc.synth import SEGMENT_FILTERS, default_sample, render_scan
 
-SPEC = FeatureSpec(
-    filters={
-        "gaussian": [0.0, 0.7, 1.0, 1.6, 3.5],
-        "gradient": [0.7, 1.0, 1.6],
-        "laplacian": [0.7, 1.0, 1.6],
-        "dog": [1.0, 1.6, 3.5],
-        "hessian": [0.7, 1.0, 1.6],
-        "structure": [0.7, 1.0],
-    }
-)
-"""ilastik's filters at its scales up to 3.5 voxels (the sample's grains are 16-32 voxels
-across, so scales 5 and 10 add cost and nothing else)."""
+SPEC = FeatureSpec(filters=SEGMENT_FILTERS)
 
 
 @pytest.fixture(scope="module")

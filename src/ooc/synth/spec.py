@@ -23,6 +23,17 @@ PHASES = {
 }
 """Label names per scale: label ``i`` is ``PHASES[scale][i]``."""
 
+SEGMENT_FILTERS = {
+    "gaussian": [0.0, 0.7, 1.0, 1.6, 3.5],
+    "gradient": [0.7, 1.0, 1.6],
+    "laplacian": [0.7, 1.0, 1.6],
+    "dog": [1.0, 1.6, 3.5],
+    "hessian": [0.7, 1.0, 1.6],
+    "structure": [0.7, 1.0],
+}
+"""The filter bank that segments the synthetic MicroCT scan: ilastik's filters at its scales up
+to 3.5 voxels (grains are 16-32 voxels across, so scales 5 and 10 add cost and nothing else)."""
+
 SUBRESOLUTION = {"MicroCT": (2, 0, 1), "FIB-SEM": (1, 0, 2)}
 """Per scale: (sub-resolution phase, label whose intensity is pore, label whose intensity is solid).
 
