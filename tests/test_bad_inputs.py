@@ -96,7 +96,13 @@ def test_bad_input_is_one_line_and_changes_nothing(
     folder: Path, args: list[str], message: str, absent: list[str]
 ) -> None:
     before = {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
-    env = {**os.environ, "OOC_PROGRESS": "0", "OOC_DATA_DIR": str(folder / "data")}
+    home = folder / "prefect-home"
+    env = {
+        **os.environ,
+        "OOC_PROGRESS": "0",
+        "OOC_DATA_DIR": str(folder / "data"),
+        "PREFECT_HOME": str(home),
+    }
     result = subprocess.run(
         [sys.executable, "-m", "ooc_flows.cli", *args],
         cwd=folder,
@@ -110,6 +116,8 @@ def test_bad_input_is_one_line_and_changes_nothing(
     assert len(lines) == 1, result.stderr
     assert message in lines[0]
     assert lines[0].startswith(f"ooc {args[2] if args[0] == '--config' else args[0]}: error: ")
+    # refused before any service started: Prefect's local API never made its database
+    assert not list(home.glob("*.db")), "Prefect started before the input was checked"
     for name in absent:
         assert not (folder / name).exists(), f"{name} was created"
     after = {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}

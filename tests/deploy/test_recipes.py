@@ -37,7 +37,8 @@ def _load(path: Path) -> ModuleType:
 
 @pytest.fixture(scope="module")
 def start_cluster() -> ModuleType:
-    pytest.importorskip("dask_jobqueue")
+    import dask_jobqueue  # noqa: F401 - the test extra installs it; the recipe needs it
+
     return _load(DEPLOY / "slurm" / "start_cluster.py")
 
 
