@@ -93,3 +93,12 @@ def test_the_readme_chain_runs_as_written(tmp_path: Path) -> None:
     assert (tmp_path / "rock.html").stat().st_size > 10_000
     assert "porosity" in printed["compare"]
     assert (tmp_path / "compare.png").stat().st_size > 1000
+
+
+def test_the_readme_spec_example_is_a_valid_spec(tmp_path: Path) -> None:
+    from ooc.stages.spec import load_spec
+
+    block = README.read_text().split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "spec.yaml").write_text(block)
+    spec = load_spec(str(tmp_path / "spec.yaml"))
+    assert set(spec["scans"]) == {"MicroCT", "FIB-SEM"}
