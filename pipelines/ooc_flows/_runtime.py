@@ -20,6 +20,7 @@ STAGES = {
     "segment": stages.run_segment,
     "measure": stages.run_measure,
     "simulate": stages.run_simulate,
+    "upscale": stages.run_upscale,
 }
 
 
@@ -49,6 +50,8 @@ def stage_task(
     if deployment.id:  # started from a deployment: only stores under the data roots
         for key in _STORE_ARGUMENTS & set(arguments):
             check_store_url(str(arguments[key]), settings)
+        for url in (arguments.get("upscaled") or {}).values():  # simulate: phase -> store
+            check_store_url(str(url), settings)
     run = STAGES[stage]
     extra = {} if stage == "train" else {"run_id": current_run_id()}
     with dask_client(settings):

@@ -1,9 +1,12 @@
 """Flow: a whole pipeline spec (``ooc run SPEC.yaml``; with no spec, the synthetic main job).
 
-For each scan of the spec: ingest, then (grey scans) train a forest from the annotations and
-segment, then measure and simulate the label volume. Every stage is skipped when its output is
-complete with the same inputs and parameters, so re-running a spec finishes what is left, and
-changing one parameter re-runs that stage and the ones downstream of it only.
+For each scan of the spec, finest scale first: ingest, then (grey scans) train a forest from the
+annotations and segment, then measure and simulate the label volume, and, for a scan that stands
+for a phase of a coarser one (``represents``), upscale its simulation into ``upscale.zarr``,
+which the coarser scan's simulation then takes that phase's values from. Every stage is skipped
+when its output is complete with the same inputs and parameters, so re-running a spec finishes
+what is left, and changing one parameter re-runs that stage and the ones downstream of it only
+(across scales too: a changed finer result re-runs the coarser simulations).
 """
 
 from __future__ import annotations
@@ -26,10 +29,18 @@ __all__ = ["pipeline_flow"]
 
 
 @task(name="synthesize-sample")
-def synthesize(out_dir: str, seed: int, shape: list[int] | None, scribbles: float) -> str:
+def synthesize(
+    out_dir: str,
+    seed: int,
+    shape: list[int] | None,
+    scribbles: float,
+    shapes: dict[str, list[int] | None] | None = None,
+) -> str:
     """Write the synthetic sample's TIFF stacks and MicroCT scribbles (a label TIFF drawn
-    inside the ground truth, as a person would), unless the same sample is complete."""
-    spec = default_sample(seed=seed, **({"shape": tuple(shape)} if shape else {}))
+    inside the ground truth, as a person would), unless the same sample is complete.
+    ``shapes``: ``fibsem_shape`` / ``tem_shape`` of the finer scans (default 96³, 64³)."""
+    sizes = {k: tuple(v) for k, v in {"shape": shape, **(shapes or {})}.items() if v}
+    spec = default_sample(seed=seed, **sizes)
     path = Path(out_dir) / "sample.json"
     strokes = Path(out_dir) / "MicroCT" / "scribbles.tif"
     if path.is_file() and strokes.is_file():
@@ -86,7 +97,14 @@ def _run_scan(plan: ScanPlan, overrides: dict[str, Any]) -> dict[str, Any]:
         out["measure"] = stage_task("measure", {**measure, **plan.measure}, overrides)
     if plan.simulate is not None:
         simulate = {"labels": plan.labels, "output": f"{plan.folder}/simulate.zarr"}
+        if plan.upscaled:
+            simulate["upscaled"] = dict(plan.upscaled)
         out["simulate"] = stage_task("simulate", {**simulate, **plan.simulate}, overrides)
+    if plan.represents:
+        rep = dict(plan.represents)
+        upscale = {"finer": out["simulate"]["url"], "output": plan.upscale}
+        upscale.update(phase=rep.pop("phase"), target=rep.pop("scan"), **rep)
+        out["upscale"] = stage_task("upscale", upscale, overrides)
     return out
 
 
@@ -107,15 +125,20 @@ def pipeline_flow(
     if spec is None:
         import yaml
 
-        doc, base = yaml.safe_load(example_spec(seed, shape)), None
+        doc = yaml.safe_load(example_spec(seed, shape))
     else:
-        doc, base = load_spec(spec), str(Path(spec).resolve().parent)
+        doc = load_spec(spec)
     output = str(Path(doc.get("output") or settings.data_dir).resolve())
-    if "synthesize" in doc or base is None:
-        synth = doc.get("synthesize", {})
+    synth = doc.get("synthesize")
+    if synth is not None or spec is None:
         base = str(Path(output) / doc["sample"] / "raw")
-        synthesize(base, synth.get("seed", seed), synth.get("shape"), synth.get("scribbles", 1e-3))
-    plans = scan_plans(doc, base=base, output=output)
+    else:
+        base = str(Path(spec).resolve().parent)
+    plans = scan_plans(doc, base=base, output=output, source=spec or "example spec")
+    if synth is not None:
+        shapes = {k: synth.get(k) for k in ("fibsem_shape", "tem_shape")}
+        seed_, scribbles = synth.get("seed", seed), synth.get("scribbles", 1e-3)
+        synthesize(base, seed_, synth.get("shape"), scribbles, shapes)
     results: dict[str, Any] = {}
     with dask_client(settings) as client:
         cluster = {**(settings_overrides or {}), "scheduler": client.scheduler.address}
@@ -164,4 +187,22 @@ def summary_text(results: dict[str, Any]) -> str:
             ]
             converged = "" if s["converged"] else " (NOT converged)"
             lines.append("  " + "; ".join(parts) + converged)
+        if "simulate" in stages and stages["simulate"]["summary"].get("upscaled"):
+            s = stages["simulate"]["summary"]
+            lines.append(
+                f"  total porosity {s['total_porosity']:.3f} (resolved pore and upscaled "
+                f"{', '.join(s['upscaled'])})"
+            )
+        if "upscale" in stages:
+            u = stages["upscale"]["summary"]
+            passed = [f"porosity {u['porosity']:.3f}"]
+            if "relative_diffusivity" in u:
+                passed.append(f"D_eff/D0 {_per_axis(u['relative_diffusivity'], '.3g')}")
+            if "permeability_m2" in u:
+                passed.append(f"k {_per_axis(u['permeability_m2'], '.2g')} m²")
+            lines.append(f"  {scan} -> {u['target']} {u['phase']}: {', '.join(passed)}")
     return "\n".join(lines)
+
+
+def _per_axis(values: dict[str, float], fmt: str) -> str:
+    return "/".join(format(values[a], fmt) for a in "zyx")

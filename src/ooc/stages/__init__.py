@@ -13,6 +13,7 @@ Every stage's output can be the next stage's input.
 - :func:`run_segment` - grey volume + model -> label volume store (+ probabilities, uncertainty)
 - :func:`run_measure` - label volume -> measurements results store
 - :func:`run_simulate` - label volume -> transport results store
+- :func:`run_upscale` - a finer scan's transport results -> a coarser scan's phase properties
 
 Each runs on the active Dask scheduler (see :func:`ooc.cluster.dask_client`).
 """
@@ -30,6 +31,7 @@ _WHERE = {
     "run_measure": "measure",
     "run_simulate": "simulate",
     "plan_simulation": "simulate",
+    "run_upscale": "upscale",
 }
 
 __all__ = sorted(_WHERE)

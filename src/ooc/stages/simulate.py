@@ -10,8 +10,11 @@ resumes with the parts that are left.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any
 
+import dask
 import numpy as np
 import psutil
 import xarray as xr
@@ -20,6 +23,7 @@ from tqdm.auto import tqdm
 
 from ooc.cluster import progress_enabled
 from ooc.config import Settings
+from ooc.errors import ConfigError, StoreError
 from ooc.provenance import make_record
 from ooc.results import write_dataset
 from ooc.simulate.blockwise import property_map
@@ -28,7 +32,7 @@ from ooc.simulate.memory import estimate_memory
 from ooc.simulate.stokes import permeability
 from ooc.stages._run import Context, Outcome, Product, run_stage
 from ooc.stages.inputs import open_input, phase_values_by_name
-from ooc.stages.record import open_results_store
+from ooc.stages.record import Parent, open_results_store, read_record, store_parent
 from ooc.volume import as_volume
 
 __all__ = ["CODE_VERSION", "plan_simulation", "run_simulate"]
@@ -74,6 +78,7 @@ def run_simulate(
     pore: str = "pore",
     phase_values: dict[str, float] | None = None,
     porous_phases: dict[str, float] | None = None,
+    upscaled: dict[str, str] | None = None,
     route: str = "auto",
     block_shape: int = 64,
     properties: tuple[str, ...] | list[str] | None = PROPERTIES,
@@ -84,12 +89,22 @@ def run_simulate(
     """Simulate transport through the label store ``labels`` into ``output`` (see module).
 
     ``phase_values``: conductivity per phase name (default 1 in the pore space, 0 elsewhere);
-    ``porous_phases``: Brinkman phases and their permeability in m²; ``route``: "whole",
+    ``porous_phases``: Brinkman phases and their permeability in m²; ``upscaled``: phase name
+    -> upscale store of a finer scan, whose values replace that phase's entries in both (the
+    conductivity as the pore phase's value times ``D_eff/D0`` per axis); ``route``: "whole",
     "blocks" or "auto" (whole when the memory estimate fits; the choice is made on the machine
     that runs it and never enters the cache key); ``properties``: which of "tortuosity",
     "conductivity" and "permeability" to compute.
 
     With ``check_only``, inputs and parameters are checked and nothing runs (returns None).
+
+    Raises
+    ------
+    StoreError
+        An upscaled phase's store is missing, unfinished, not an upscale store, or lacks a value
+        a wanted property needs; or the label store has no such phase.
+    ConfigError
+        ``phase_values`` gives the pore phase no value while an upscaled phase needs it.
     """
     volume, parent = open_input(labels, kind="labels", role="labels", settings=settings)
     pore_label = next(iter(phase_values_by_name(labels, volume, {pore: 1.0})))
@@ -104,7 +119,32 @@ def run_simulate(
         "properties": [p for p in PROPERTIES if p in (properties or PROPERTIES)],
     }
     wanted = parameters["properties"]
+    ups = [
+        _read_upscaled(phase, url, labels, volume, settings, wanted)
+        for phase, url in sorted((upscaled or {}).items())
+    ]
+    pore_value = float(np.max(values.get(pore_label, 0.0)))
+    for u in ups:
+        if u.label == pore_label:
+            raise ConfigError(
+                f"upscaled: phase {u.phase!r} is the pore phase of {labels}; a finer scan stands "
+                "for a sub-resolution phase"
+            )
+        if u.relative_diffusivity is not None and "conductivity" in wanted:
+            if pore_value <= 0:
+                raise ConfigError(
+                    f"phase_values: gives the pore phase {pore!r} no value; the upscaled phase "
+                    f"{u.phase!r} conducts D_eff/D0 times it"
+                )
+            values[u.label] = tuple(pore_value * d for d in u.relative_diffusivity)
+        if u.permeability is not None and "permeability" in wanted:
+            brinkman[u.label] = u.permeability
     voxel_m = as_volume(volume).voxel_size_m
+    solver = {
+        "pore_label": pore_label,
+        "phase_values": {str(k): v for k, v in _with_zeros(values, volume).items()},
+        "porous_phases": {str(k): v for k, v in brinkman.items()},
+    }
 
     def body(ctx: Context) -> Product:
         options = ctx.storage_options
@@ -115,7 +155,9 @@ def run_simulate(
         record = make_record(
             "simulate",
             parameters={**parameters, "route_taken": chosen},
-            inputs=[{"source": parent.url, "digest": parent.digest}],
+            inputs=[
+                {"source": p.url, "digest": p.digest} for p in (parent, *(u.parent for u in ups))
+            ],
             run_id=run_id,
         )
         show = progress_enabled() if progress is None else progress
@@ -127,7 +169,7 @@ def run_simulate(
             done.append(part)
             group.attrs["parts_done"] = done
 
-        summary: dict[str, Any] = {"route": chosen, "memory": plan}
+        summary: dict[str, Any] = {"route": chosen, "memory": plan, "solver": solver}
         if chosen == "blocks":
             nz = volume.shape[0]
             slabs = [(z, min(z + block_shape, nz)) for z in range(0, nz, block_shape)]
@@ -189,6 +231,9 @@ def run_simulate(
             numbers = {"porosity": summary["porosity"]}
             for key in _PER_AXIS:
                 numbers.update({f"{key}_{d}": v for d, v in summary.get(key, {}).items()})
+        if ups:
+            summary.update(_upscaled_summary(volume, pore_label, pore_value, ups))
+            numbers["total_porosity"] = summary["total_porosity"]
         return Product(
             store_kind="results",
             summary=summary,
@@ -202,11 +247,111 @@ def run_simulate(
         code_version=CODE_VERSION,
         output=output,
         parameters=parameters,
-        parents=[parent],
+        parents=[parent, *(u.parent for u in ups)],
         settings=settings,
         body=body,
         check_only=check_only,
     )
+
+
+@dataclass(frozen=True)
+class _Upscaled:
+    """A phase whose values come from a finer scan: its upscale store's per-axis values."""
+
+    phase: str
+    label: int
+    parent: Parent
+    porosity: float
+    relative_diffusivity: tuple[float, float, float] | None
+    permeability: tuple[float, float, float] | None
+
+
+# what a coarse property needs from an upscale store, and the finer solve that gives it
+_NEEDS = {
+    "conductivity": ("relative_diffusivity", "tortuosity or conductivity"),
+    "permeability": ("permeability", "permeability"),
+}
+
+
+def _read_upscaled(
+    phase: str, url: str, labels: str, volume: xr.DataArray, settings: Settings, wanted: list[str]
+) -> _Upscaled:
+    """The upscale store ``url`` for ``phase`` of ``labels``, checked against what the wanted
+    properties need (one-line :class:`StoreError` otherwise)."""
+    options = settings.storage_options(url)
+    parent = store_parent(url, f"upscaled:{phase}", storage_options=options)
+    stage = (read_record(url, storage_options=options) or {}).get("stage")
+    if stage != "upscale":
+        raise StoreError(
+            f"{url}: field 'ooc_stage/stage' is {stage!r}; the upscaled phase {phase!r} needs a "
+            "store of the upscale stage"
+        )
+    label = next(iter(phase_values_by_name(labels, volume, {phase: 0.0})))
+    ds = xr.open_zarr(
+        url,
+        group="upscale/properties",
+        zarr_format=3,
+        consolidated=False,
+        storage_options=options or None,
+    ).compute()
+
+    def triple(var: str) -> tuple[float, float, float] | None:
+        if var not in ds:
+            return None
+        return tuple(float(ds[var].sel(direction=a)) for a in _AXES)  # type: ignore[return-value]
+
+    found = _Upscaled(
+        phase,
+        label,
+        parent,
+        float(ds.attrs.get("porosity", math.nan)),
+        triple("relative_diffusivity"),
+        triple("permeability"),
+    )
+    for prop, (var, solve) in _NEEDS.items():
+        vals = getattr(found, var)
+        if prop not in wanted:
+            continue
+        if vals is None or not all(math.isfinite(v) and v >= 0 for v in vals):
+            raise StoreError(
+                f"{url}: field 'upscale/properties/{var}' is "
+                f"{'missing' if vals is None else list(vals)}; the {prop} of phase {phase!r} "
+                f"needs it finite and >= 0 along z, y, x (compute the finer scan's {solve})"
+            )
+    perm = found.permeability
+    if "permeability" in wanted and perm is not None and 0 < sum(k > 0 for k in perm) < 3:
+        raise StoreError(
+            f"{url}: field 'upscale/properties/permeability' is {list(perm)}; a Brinkman phase "
+            f"({phase!r}) must be permeable along all three axes or none"
+        )
+    return found
+
+
+def _upscaled_summary(
+    volume: xr.DataArray, pore_label: int, pore_value: float, ups: list[_Upscaled]
+) -> dict[str, Any]:
+    """What the upscaled phases brought: their values, volume fractions and the total porosity
+    (resolved pore plus each sub-resolution phase's fraction times its porosity)."""
+    data = volume.data
+    pore, *fractions = dask.compute(
+        (data == pore_label).mean(), *[(data == u.label).mean() for u in ups]
+    )
+    phases = {
+        u.phase: {
+            "store": u.parent.url,
+            "fraction": float(f),
+            "porosity": u.porosity,
+            "relative_diffusivity": dict(zip(_AXES, u.relative_diffusivity, strict=True))
+            if u.relative_diffusivity
+            else None,
+            "permeability_m2": dict(zip(_AXES, u.permeability, strict=True))
+            if u.permeability
+            else None,
+        }
+        for u, f in zip(ups, fractions, strict=True)
+    }
+    total = float(pore) + sum(float(f) * u.porosity for u, f in zip(ups, fractions, strict=True))
+    return {"upscaled": phases, "pore_value": pore_value, "total_porosity": total}
 
 
 def _with_zeros(values: dict[int, float], volume: xr.DataArray) -> dict[int, float]:

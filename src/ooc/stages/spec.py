@@ -4,32 +4,31 @@ A spec is YAML validated against ``schemas/pipeline.schema.json`` before any wor
 paths in it resolve against the spec file's folder, or, when the spec asks for the synthetic
 sample (``synthesize``), against the folder the sample is written to. Outputs go to
 ``<output>/<sample>/<scan>/``: ``volume.zarr``, ``model/``, ``segmentation.zarr`` (with its
-probabilities and uncertainty beside it), ``measure.zarr``, ``simulate.zarr``.
+probabilities and uncertainty beside it), ``measure.zarr``, ``simulate.zarr``, ``upscale.zarr``.
+
+The scale chain: a scan that ``represents: {scan: S, phase: P}`` is a finer scan standing for the
+sub-resolution phase P of scan S (TEM -> FIB-SEM -> MicroCT, any depth). It is simulated with
+what S's simulation needs from it (its ``D_eff/D0`` - the tortuosity solve, or the conduction
+solve where it has finer scans of its own - and, when S computes permeability, its permeability),
+upscaled into its ``upscale.zarr``, and S's simulation takes P's values from there. Scans run
+finest first.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
 from ooc.errors import ConfigError
 from ooc.metadata import validate
-from ooc.synth import PHASES, default_sample
+from ooc.synth import PHASES, SEGMENT_FILTERS, default_sample
 
 __all__ = ["ScanPlan", "example_spec", "load_spec", "scan_plans"]
 
-# ilastik's filters up to 3.5 voxels: the synthetic sample's grains are 16-32 voxels across
-_SYNTH_FILTERS = {
-    "gaussian": [0.0, 0.7, 1.0, 1.6, 3.5],
-    "gradient": [0.7, 1.0, 1.6],
-    "laplacian": [0.7, 1.0, 1.6],
-    "dog": [1.0, 1.6, 3.5],
-    "hessian": [0.7, 1.0, 1.6],
-    "structure": [0.7, 1.0],
-}
+_PROPERTIES = ("tortuosity", "conductivity", "permeability")
 
 
 @dataclass(frozen=True)
@@ -45,6 +44,16 @@ class ScanPlan:
     segment: dict[str, Any] | None
     measure: dict[str, Any] | None
     simulate: dict[str, Any] | None
+    represents: dict[str, Any] | None = None
+    """``scan``, ``phase`` (and the upscale stage's options) of the coarser scan this one stands
+    for, or None."""
+    upscaled: dict[str, str] = field(default_factory=dict)
+    """Phase -> the upscale store of the finer scan that stands for it."""
+
+    @property
+    def upscale(self) -> str:
+        """The store this scan's results are upscaled into (when it ``represents`` a phase)."""
+        return f"{self.folder}/upscale.zarr"
 
     @property
     def volume(self) -> str:
@@ -59,7 +68,9 @@ class ScanPlan:
 
 def example_spec(seed: int = 0, shape: list[int] | None = None) -> str:
     """The main job as a spec (YAML text): the synthetic three-scale sample, MicroCT segmented
-    from scribbles on 0.1% of its voxels, every scale measured, MicroCT simulated."""
+    from scribbles on 0.1% of its voxels, every scale measured, and the scale chain simulated
+    finest first: TEM stands for FIB-SEM's nano-porous solid, FIB-SEM for MicroCT's micro-porous
+    phase (their properties derived, not typed in)."""
     sample = default_sample(seed=seed, shape=tuple(shape) if shape else None)
     scans: dict[str, Any] = {}
     for scale in sample.scales:
@@ -75,22 +86,23 @@ def example_spec(seed: int = 0, shape: list[int] | None = None) -> str:
                 "annotations": "MicroCT/scribbles.tif",
                 "train": {
                     "class_names": {str(int(k) + 1): v for k, v in phases.items()},
-                    "filters": _SYNTH_FILTERS,
+                    "filters": SEGMENT_FILTERS,
                     "n_estimators": 100,
                 },
                 "truth": "MicroCT/labels",
             }
             scan["measure"] = {"pore": "pore", "objects": "solid grain"}
-            scan["simulate"] = {
-                "pore": "pore",
-                "phase_values": {"pore": 1.0, "micro-porous": 0.25},
-                "porous_phases": {"micro-porous": 1.0e-15},
-            }
+            scan["simulate"] = {"pore": "pore"}
         else:
             # the finer scans are taken as segmented (their ground-truth labels)
             scan.update(source=f"{scale.modality}/labels", kind="labels", phases=phases)
             scan["measure"] = {"pore": "pore", "objects": "pore"}
-            scan["simulate"] = False
+            if scale.modality == "FIB-SEM":
+                scan["represents"] = {"scan": "MicroCT", "phase": "micro-porous"}
+                scan["simulate"] = {"pore": "pore", "properties": list(_PROPERTIES)}
+            else:
+                scan["represents"] = {"scan": "FIB-SEM", "phase": "nano-porous solid"}
+                scan["simulate"] = {"pore": "pore", "properties": ["tortuosity", "permeability"]}
         scans[scale.modality] = scan
     doc = {
         "sample": f"synthetic-{seed}",
@@ -101,6 +113,8 @@ def example_spec(seed: int = 0, shape: list[int] | None = None) -> str:
         "# ooc pipeline spec (schemas/pipeline.schema.json); run it with: ooc run spec.yaml\n"
         "# The synthetic sample is written first; with real scans, drop 'synthesize' and give\n"
         "# each scan's source relative to this file (TIFF folder or file, .raw, .h5, .npy).\n"
+        "# 'represents' chains the scales: a finer scan's simulation is upscaled into the\n"
+        "# phase of the coarser scan it stands for, finest first.\n"
     )
     return header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
 
@@ -122,6 +136,7 @@ def load_spec(path: str) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: expected a mapping with 'sample' and 'scans'")
     validate(doc, "pipeline", source=path)
+    _chain(doc, path)
     return doc
 
 
@@ -135,11 +150,115 @@ def _stage_options(scan: dict[str, Any], stage: str) -> dict[str, Any] | None:
     return None if value is None or value is False else dict(value)
 
 
-def scan_plans(spec: dict[str, Any], *, base: str, output: str) -> list[ScanPlan]:
-    """One :class:`ScanPlan` per scan of ``spec``; relative sources resolve against ``base``,
-    outputs go under ``output/<sample>/<scan>``."""
+def _phases(scan: dict[str, Any]) -> list[str] | None:
+    """A scan's phase names as the spec gives them (a labels scan's ``phases``, a trained
+    segmentation's class names), or None when only its store will tell."""
+    if scan.get("phases"):
+        return list(scan["phases"].values())
+    names = ((scan.get("segment") or {}).get("train") or {}).get("class_names")
+    return list(names.values()) if names else None
+
+
+def _chain(
+    spec: dict[str, Any], source: str
+) -> tuple[dict[str, dict[str, Any] | None], dict[str, int]]:
+    """Check the scale chain (``represents``); return each scan's simulate options (with the
+    properties a finer scan needs added) and its depth (steps up the chain to a scan that stands
+    for none). Raises a one-line :class:`ConfigError` naming the field."""
+    scans: dict[str, dict[str, Any]] = spec["scans"]
+
+    def fail(where: str, message: str) -> NoReturn:
+        raise ConfigError(f"{source}: field 'scans/{where}': {message}")
+
+    finers: dict[str, list[str]] = {name: [] for name in scans}
+    taken: dict[tuple[str, str], str] = {}
+    for name, scan in scans.items():
+        rep = scan.get("represents")
+        if not rep:
+            continue
+        coarse, phase = rep["scan"], rep["phase"]
+        if coarse == name:
+            fail(f"{name}/represents/scan", "a scan cannot stand for a phase of itself")
+        if coarse not in scans:
+            fail(
+                f"{name}/represents/scan",
+                f"{coarse!r} is not a scan of this spec (its scans: {', '.join(scans)})",
+            )
+        target = scans[coarse]
+        known = _phases(target)
+        if known is not None and phase not in known:
+            fail(
+                f"{name}/represents/phase",
+                f"{phase!r} is not a phase of scan {coarse!r} (its phases: {', '.join(known)})",
+            )
+        pore = (target.get("simulate") or {}).get("pore", "pore")
+        if phase == pore:
+            fail(
+                f"{name}/represents/phase",
+                f"{phase!r} is the pore phase of scan {coarse!r}; a finer scan stands for a "
+                "sub-resolution phase",
+            )
+        if (coarse, phase) in taken:
+            fail(
+                f"{name}/represents",
+                f"scan {taken[coarse, phase]!r} already stands for {phase!r} of {coarse!r}",
+            )
+        taken[coarse, phase] = name
+        finers[coarse].append(name)
+        if target.get("simulate") is False:
+            fail(
+                f"{coarse}/simulate",
+                f"is false, but scan {name!r} stands for its phase {phase!r} (the upscaled "
+                "values are for its simulation)",
+            )
+        if scan.get("simulate") is False:
+            fail(
+                f"{name}/simulate",
+                f"is false, but the scan stands for {phase!r} of {coarse!r} (its simulation is "
+                "what is upscaled)",
+            )
+    depth: dict[str, int] = {}
+    for name in scans:
+        seen = [name]
+        while rep := scans[seen[-1]].get("represents"):
+            if rep["scan"] in seen:
+                fail(f"{name}/represents", f"{' -> '.join([*seen, rep['scan']])} is a cycle")
+            seen.append(rep["scan"])
+        depth[name] = len(seen) - 1
+    options = {name: _stage_options(scan, "simulate") for name, scan in scans.items()}
+    for name in sorted(scans, key=depth.__getitem__):  # coarsest first: a finer scan's needs
+        rep = scans[name].get("represents")
+        if not rep:
+            if finers[name] and options[name] is None:  # a coarsest scan others stand for
+                options[name] = {}
+            continue
+        target = options[rep["scan"]] or {}
+        coarse_wants = target.get("properties") or _PROPERTIES
+        need = {"conductivity" if finers[name] else "tortuosity"}
+        if "permeability" in coarse_wants:
+            need.add("permeability")
+        mine = options[name]
+        if mine is None:
+            options[name] = {"properties": [p for p in _PROPERTIES if p in need]}
+        elif "properties" in mine and not need <= set(mine["properties"]):
+            fail(
+                f"{name}/simulate/properties",
+                f"lacks {sorted(need - set(mine['properties']))}, which the simulation of "
+                f"{rep['scan']!r} needs from this scan",
+            )
+    return options, depth
+
+
+def scan_plans(
+    spec: dict[str, Any], *, base: str, output: str, source: str = "spec"
+) -> list[ScanPlan]:
+    """One :class:`ScanPlan` per scan of ``spec``, finest scale first (a scan after those that
+    stand for its phases); relative sources resolve against ``base``, outputs go under
+    ``output/<sample>/<scan>``. The scale chain is checked first (``source`` names the spec in
+    errors)."""
+    simulate, depth = _chain(spec, source)
     root = Path(output) / spec["sample"]
-    plans = []
+    plans = {}
     for name, scan in spec["scans"].items():
         vs = scan["voxel_size"]
         metadata = {
@@ -158,17 +277,20 @@ def scan_plans(spec: dict[str, Any], *, base: str, output: str) -> list[ScanPlan
             for key in ("annotations", "model", "truth"):
                 if key in segment:
                     segment[key] = _resolve(segment[key], Path(base))
-        plans.append(
-            ScanPlan(
-                name=name,
-                source=_resolve(scan["source"], Path(base)),
-                metadata=metadata,
-                reader=dict(scan.get("reader", {})),
-                chunks=scan.get("chunks"),
-                folder=str(root / name),
-                segment=segment,
-                measure=_stage_options(scan, "measure"),
-                simulate=_stage_options(scan, "simulate"),
-            )
+        plans[name] = ScanPlan(
+            name=name,
+            source=_resolve(scan["source"], Path(base)),
+            metadata=metadata,
+            reader=dict(scan.get("reader", {})),
+            chunks=scan.get("chunks"),
+            folder=str(root / name),
+            segment=segment,
+            measure=_stage_options(scan, "measure"),
+            simulate=simulate[name],
+            represents=dict(scan["represents"]) if scan.get("represents") else None,
         )
-    return plans
+    for plan in plans.values():
+        if plan.represents:
+            coarse = plans[plan.represents["scan"]]
+            coarse.upscaled[plan.represents["phase"]] = plan.upscale
+    return sorted(plans.values(), key=lambda p: -depth[p.name])
