@@ -84,3 +84,25 @@ def test_opened_store_geometry_and_overrides(labels_store: str) -> None:
     assert as_volume(
         ooc.open_volume(labels_store), voxel_size=1.0, unit="um"
     ).voxel_size_m == pytest.approx((1e-6,) * 3)
+
+
+def test_solvers_take_the_opened_store_in_its_unit(labels_store: str) -> None:
+    from ooc.simulate import conductivity, permeability, property_map, tortuosity
+
+    volume = ooc.open_volume(labels_store)  # nanometres
+    metres = (30e-9, 20e-9, 20e-9)
+    array = volume.values
+    tau = tortuosity(volume, 1, direction="x")
+    # equal to rounding (the solver's parallel sums are not ordered)
+    assert tau.tau["x"] == pytest.approx(
+        tortuosity(array, 1, voxel_size=metres, direction="x").tau["x"], rel=1e-9
+    )
+    cond = conductivity(volume, {0: 0.1, 1: 1.0}, direction="z")
+    expected = conductivity(array, {0: 0.1, 1: 1.0}, voxel_size=metres, direction="z").relative
+    assert cond.relative["z"] == pytest.approx(expected["z"], rel=1e-9)
+    perm = permeability(volume, pore_label=1, direction="y")
+    keyworded = permeability(array, pore_label=1, voxel_size=metres, direction="y")
+    assert perm.k_m2["y"] == pytest.approx(keyworded.k_m2["y"], rel=1e-9)
+    assert perm.k_m2["y"] > 0
+    maps = property_map(volume, block_shape=10, pore_label=1, properties=("diffusivity",))
+    np.testing.assert_allclose(maps["z"].values, [5 * 30e-9, 15 * 30e-9], rtol=1e-12)  # centres, m

@@ -20,7 +20,7 @@ import xarray as xr
 from ooc.errors import ConfigError
 from ooc.units import metres_per_unit
 
-__all__ = ["DEFAULT_CHUNK", "Volume", "as_volume"]
+__all__ = ["DEFAULT_CHUNK", "Volume", "as_volume", "in_metres"]
 
 DEFAULT_CHUNK = 64
 """Chunk edge used when an in-memory NumPy volume is wrapped into Dask."""
@@ -139,3 +139,20 @@ def as_volume(
     if chunks is not None and not isinstance(volume, np.ndarray):
         vol.data = vol.data.rechunk(chunks)
     return vol
+
+
+def in_metres(
+    volume: Any, voxel_size: Sequence[float] | float | None = None, *, lazy: bool = False
+) -> tuple[Any, Any]:
+    """What the solvers take: the volume's array and its voxel size in metres.
+
+    A ``DataArray`` from :func:`ooc.open_volume` (or a :class:`Volume`) gives its own voxel
+    size, converted from its unit (``voxel_size`` given here, in metres, wins) and its values
+    (read into memory unless ``lazy``); any other array is returned as it is, with
+    ``voxel_size`` (metres, or None for voxel units).
+    """
+    if not isinstance(volume, xr.DataArray | Volume):
+        return volume, voxel_size
+    vol = as_volume(volume)
+    data = vol.data if lazy else np.asarray(vol.data)
+    return data, voxel_size if voxel_size is not None else vol.voxel_size_m

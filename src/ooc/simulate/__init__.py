@@ -11,6 +11,8 @@
   (optionally oversampled: each block solved with a margin of its neighbours).
 - :func:`estimate_memory` - bytes each route needs, before running.
 
+Every solver takes a label array (NumPy, or CuPy for the GPU) with ``voxel_size`` in metres, or the
+``xarray.DataArray`` :func:`ooc.open_volume` returns (its voxel size converted from its unit).
 Solvers are matrix-free finite volumes on the voxel grid with a geometric (aggregation) multigrid
 preconditioner; kernels run on NumPy or CuPy arrays alike.
 """

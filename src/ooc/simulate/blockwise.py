@@ -37,6 +37,7 @@ from ooc.simulate.conduction import (
 from ooc.simulate.multigrid import solver_threads
 from ooc.simulate.result import AXES, ConductionDirection, ConvergenceWarning
 from ooc.simulate.stokes import permeability
+from ooc.volume import in_metres
 
 __all__ = ["property_map"]
 
@@ -304,7 +305,7 @@ def property_map(
     volume: Any,
     *,
     block_shape: int | Sequence[int],
-    voxel_size: float | Sequence[float],
+    voxel_size: float | Sequence[float] | None = None,
     pore_label: Any = 0,
     properties: Sequence[str] = ("porosity", "permeability", "diffusivity"),
     phase_values: Mapping[Any, float] | None = None,
@@ -326,9 +327,9 @@ def property_map(
     block_shape : int or (bz, by, bx)
         Voxels per block along each axis (e.g. an REV).  Edge blocks are smaller where the shape
         does not divide; ``block_voxels`` in the result says how big each block is.
-    voxel_size : float or (dz, dy, dx)
+    voxel_size : float or (dz, dy, dx), optional
         Voxel edge in metres; sets the block-centre coordinates (metres) and the permeability
-        units (m²).
+        units (m²). Taken from ``volume`` when it is what :func:`ooc.open_volume` returns.
     pore_label : int
         Label of the pore (free-fluid, diffusing) phase.
     properties : sequence of {"porosity", "permeability", "diffusivity", "conductivity"}
@@ -374,8 +375,12 @@ def property_map(
         raise ValueError(f"unknown properties {bad}; choose from {_PROPS}")
     if "conductivity" in props and not phase_values:
         raise ValueError("properties include 'conductivity': give phase_values")
+    volume, voxel_size = in_metres(volume, voxel_size, lazy=True)
     vs = parse_voxel_size(voxel_size)
-    assert vs is not None
+    if vs is None:
+        raise ValueError(
+            "voxel_size: give it in metres, or pass the DataArray ooc.open_volume returns"
+        )
     dirs = tuple(parse_directions(direction))
     if not isinstance(volume, da.Array):
         volume = da.from_array(np.asarray(volume), chunks=-1)

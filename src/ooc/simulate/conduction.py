@@ -45,6 +45,7 @@ from ooc.simulate.result import (
     TortuosityDirection,
     TortuosityResult,
 )
+from ooc.volume import in_metres
 from ooc.xp import get_array_module, ndimage_module, to_numpy
 
 __all__ = ["conductivity", "tortuosity"]
@@ -657,6 +658,7 @@ def conductivity(
         Per direction: effective value (phase-value units), relative value, tensor column,
         convergence record, percolation flag and optional fields.
     """
+    labels, voxel_size = in_metres(labels, voxel_size)
     _check_volume(labels)
     dirs = parse_directions(direction)
     vs = parse_voxel_size(voxel_size)
@@ -728,6 +730,7 @@ def tortuosity(
         ``percolating=False`` when the phase does not join inlet and outlet), the porosity and
         the convergence record.
     """
+    labels, voxel_size = in_metres(labels, voxel_size)
     _check_volume(labels)
     xp = get_array_module(labels)
     labels = xp.asarray(labels)

@@ -80,6 +80,7 @@ from ooc.simulate.result import (
     FlowDirection,
     PermeabilityResult,
 )
+from ooc.volume import in_metres
 from ooc.xp import get_array_module, ndimage_module, to_numpy
 
 __all__ = ["permeability"]
@@ -813,6 +814,7 @@ def permeability(
         cubic voxels), the porosity (free-fluid fraction), the convergence record and optional
         fields.
     """
+    labels, voxel_size = in_metres(labels, voxel_size)
     _check_volume(labels)
     dirs = parse_directions(direction)
     vs = parse_voxel_size(voxel_size)
