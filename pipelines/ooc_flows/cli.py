@@ -68,6 +68,8 @@ def _prepare_prefect(settings: Settings, *, debug: bool) -> None:
     home = os.environ.setdefault("PREFECT_HOME", str(Path(settings.data_dir).resolve() / "prefect"))
     Path(home).expanduser().mkdir(parents=True, exist_ok=True)  # Prefect's SQLite needs the folder
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Dask's own INFO logs (cluster start and stop) would reach Prefect's console handler
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
     if debug:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     else:  # a failure's reason is printed once, as one line, by main()

@@ -11,6 +11,7 @@ flagged once stored, so a killed run resumes without predicting finished regions
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import dask
@@ -163,7 +164,12 @@ def run_segment(
             )
             for idx, box in pending
         ]
-        run_tasks(tasks, desc=f"segment {volume.rstrip('/').rsplit('/', 1)[-1]}", progress=progress)
+        with warnings.catch_warnings():
+            # the trained model travels to the workers once inside the graph (a forest is
+            # ~10-20 MiB); distributed's advice to load data with Dask does not apply to it
+            warnings.filterwarnings("ignore", "Sending large graph", UserWarning)
+            name = volume.rstrip("/").rsplit("/", 1)[-1]
+            run_tasks(tasks, desc=f"segment {name}", progress=progress)
         record = make_record(
             "segment",
             parameters={**parameters, "model": model_parent.url},
