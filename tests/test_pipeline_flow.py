@@ -35,12 +35,14 @@ def test_spec_runs_end_to_end_skips_when_rerun_and_reruns_only_what_changed(
 
     spec = yaml.safe_load(example_spec(seed=3, shape=[40, 48, 56]))
     spec["output"] = str(tmp_path / "out")
+    # small finer scans keep the chain's solves short (96³ and 64³ by default)
+    spec["synthesize"].update(fibsem_shape=[32, 32, 32], tem_shape=[24, 24, 24])
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
     overrides = {"data_dir": str(tmp_path / "data"), "n_workers": 2}
     first = pipeline_flow(spec=str(path), settings_overrides=overrides)
     micro = first["scans"]["MicroCT"]
-    assert set(first["scans"]) == {"MicroCT", "FIB-SEM", "TEM"}
+    assert list(first["scans"]) == ["TEM", "FIB-SEM", "MicroCT"]  # the chain, finest first
     assert ("MicroCT", "segment") in _ran(first)
     assert (
         np.mean(list(micro["score"].values())) > 0.6
@@ -60,8 +62,9 @@ def test_spec_runs_end_to_end_skips_when_rerun_and_reruns_only_what_changed(
     assert set(seg.attrs["labels"].values()) == {"pore", "solid grain", "micro-porous"}
     catalog_url = load_settings(**overrides).resolved_catalog_url
     found = search(catalog_url=catalog_url, sample="synthetic-3")
-    assert set(found["stage"]) >= {"ingest", "train", "segment", "measure", "simulate"}
-    assert (found[found["stage"] == "simulate"]["permeability_mD_z"] > 0).all()
+    assert set(found["stage"]) >= {"ingest", "train", "segment", "measure", "simulate", "upscale"}
+    micro_sim = found[(found["stage"] == "simulate") & (found["modality"] == "MicroCT")]
+    assert (micro_sim["permeability_mD_z"] > 0).all()
     assert "MicroCT" in first["text"]
     tree = ooc.open_results(sample="synthetic-3", catalog_url=catalog_url)
     assert set(tree.children) == {"MicroCT", "FIB-SEM", "TEM"}
@@ -71,6 +74,36 @@ def test_spec_runs_end_to_end_skips_when_rerun_and_reruns_only_what_changed(
     assert list(
         ooc.open_results(sample="synthetic-3", scale="TEM", catalog_url=catalog_url).children
     ) == ["TEM"]
+    # the scale chain: each finer simulation upscaled into the next coarser scan's phase
+    fib = first["scans"]["FIB-SEM"]
+    for finer, coarse, phase in (
+        ("TEM", "FIB-SEM", "nano-porous solid"),
+        ("FIB-SEM", "MicroCT", "micro-porous"),
+    ):
+        up = first["scans"][finer]["upscale"]
+        parents = first["scans"][coarse]["simulate"]["record"]["parents"]
+        assert {
+            "url": up["url"],
+            "digest": up["record"]["digest"],
+            "role": f"upscaled:{phase}",
+        } in parents
+        assert tree[f"{finer}/upscale"].attrs["parents"] == [
+            first["scans"][finer]["simulate"]["url"]
+        ]
+        stored = tree[f"{finer}/upscale/properties"].to_dataset()
+        passed = first["scans"][coarse]["simulate"]["summary"]["upscaled"][phase]
+        for a in "zyx":
+            d = float(stored["relative_diffusivity"].sel(direction=a))
+            assert passed["relative_diffusivity"][a] == pytest.approx(d)
+        assert f"{finer} -> {coarse} {phase}: porosity" in first["text"]
+    # FIB-SEM passes up its whole D_eff/D0 (with the TEM phase), the one MicroCT conducts with
+    fib_up = fib["upscale"]["summary"]
+    assert fib_up["upscaled_in_finer"] == ["nano-porous solid"]
+    for a in "zyx":
+        assert fib_up["relative_diffusivity"][a] == pytest.approx(
+            fib["simulate"]["summary"]["relative_conductivity"][a]
+        )
+    assert micro["simulate"]["summary"]["total_porosity"] > simulated["porosity"]
 
     stamps = {
         p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file() and "/c/" in str(p)
@@ -84,6 +117,18 @@ def test_spec_runs_end_to_end_skips_when_rerun_and_reruns_only_what_changed(
     path.write_text(yaml.safe_dump(spec))
     changed = pipeline_flow(spec=str(path), settings_overrides=overrides)
     assert _ran(changed) == {("MicroCT", "measure")}
+
+    # a changed finest result re-runs what was upscaled from it, up the chain
+    spec["scans"]["TEM"]["simulate"]["block_shape"] = 32
+    path.write_text(yaml.safe_dump(spec))
+    finest = pipeline_flow(spec=str(path), settings_overrides=overrides)
+    assert _ran(finest) == {
+        ("TEM", "simulate"),
+        ("TEM", "upscale"),
+        ("FIB-SEM", "simulate"),
+        ("FIB-SEM", "upscale"),
+        ("MicroCT", "simulate"),
+    }
 
 
 def test_prefect_deployments_point_at_flows() -> None:

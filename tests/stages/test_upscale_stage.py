@@ -211,6 +211,45 @@ def test_finer_scan_with_upscaled_phase_passes_up_its_conduction(
         assert s["tortuosity"][a] == pytest.approx(s["porosity"] / whole, rel=1e-9)
 
 
+def test_finer_laminate_impermeable_along_z(two_scale: dict, tmp_path: Path) -> None:
+    """Pore slabs normal to z: D_eff/D0 is 0 along z and the porosity along y and x (parallel
+    laminate); the coarse Brinkman solve takes k_z = 1e-9 of the largest k (a finite drag)."""
+    settings = two_scale["settings"]
+    laminate = np.where(np.arange(12)[:, None, None] % 4 < 2, 0, 1) * np.ones(
+        (12, 12, 12), np.uint8
+    )
+    finer = _ingest(
+        tmp_path, "finer", laminate.astype(np.uint8), FINER_VOXEL_M, FINER_PHASES, settings
+    )
+    sim, up = str(tmp_path / "sim.zarr"), str(tmp_path / "up.zarr")
+    run_simulate(
+        finer, sim, settings=settings, route="whole", properties=["tortuosity", "permeability"]
+    )
+    n = run_upscale(sim, up, settings=settings, phase="micro-porous", target="MicroCT").record[
+        "numbers"
+    ]
+    assert n["porosity"] == 0.5
+    assert n["relative_diffusivity_z"] == 0.0
+    assert n["relative_diffusivity_y"] == pytest.approx(0.5, rel=1e-4)
+    assert n["relative_diffusivity_x"] == pytest.approx(0.5, rel=1e-4)
+    assert n["permeability_m2_z"] == 0.0
+    assert n["permeability_m2_y"] == pytest.approx(n["permeability_m2_x"], rel=1e-3)
+    out = run_simulate(
+        two_scale["coarse"],
+        str(tmp_path / "coarse.zarr"),
+        settings=settings,
+        route="whole",
+        properties=["permeability"],
+        upscaled={"micro-porous": up},
+    )
+    k = [n["permeability_m2_z"], n["permeability_m2_y"], n["permeability_m2_x"]]
+    assert out.summary["upscaled"]["micro-porous"]["permeability_m2"] == dict(
+        zip(AXES, k, strict=True)
+    )
+    assert out.summary["solver"]["porous_phases"]["2"] == [1e-9 * max(k), k[1], k[2]]
+    assert out.summary["converged"]
+
+
 def test_block_map_route_and_rev_curve(two_scale: dict, tmp_path: Path) -> None:
     settings, finer, vm = two_scale["settings"], two_scale["finer_arr"], FINER_VOXEL_M
     sim, up = str(tmp_path / "blocks.zarr"), str(tmp_path / "up.zarr")

@@ -91,7 +91,9 @@ def run_simulate(
     ``phase_values``: conductivity per phase name (default 1 in the pore space, 0 elsewhere);
     ``porous_phases``: Brinkman phases and their permeability in m²; ``upscaled``: phase name
     -> upscale store of a finer scan, whose values replace that phase's entries in both (the
-    conductivity as the pore phase's value times ``D_eff/D0`` per axis); ``route``: "whole",
+    conductivity as the pore phase's value times ``D_eff/D0`` per axis; a permeability of 0
+    along some axes only becomes 1e-9 of the largest there, as the solver needs a finite drag);
+    ``route``: "whole",
     "blocks" or "auto" (whole when the memory estimate fits; the choice is made on the machine
     that runs it and never enters the cache key); ``properties``: which of "tortuosity",
     "conductivity" and "permeability" to compute.
@@ -138,7 +140,7 @@ def run_simulate(
                 )
             values[u.label] = tuple(pore_value * d for d in u.relative_diffusivity)
         if u.permeability is not None and "permeability" in wanted:
-            brinkman[u.label] = u.permeability
+            brinkman[u.label] = _finite_drag(u.permeability)
     voxel_m = as_volume(volume).voxel_size_m
     solver = {
         "pore_label": pore_label,
@@ -318,13 +320,18 @@ def _read_upscaled(
                 f"{'missing' if vals is None else list(vals)}; the {prop} of phase {phase!r} "
                 f"needs it finite and >= 0 along z, y, x (compute the finer scan's {solve})"
             )
-    perm = found.permeability
-    if "permeability" in wanted and perm is not None and 0 < sum(k > 0 for k in perm) < 3:
-        raise StoreError(
-            f"{url}: field 'upscale/properties/permeability' is {list(perm)}; a Brinkman phase "
-            f"({phase!r}) must be permeable along all three axes or none"
-        )
     return found
+
+
+# A Brinkman voxel needs a finite drag along every axis: along an axis where the finer scan does
+# not percolate (k = 0 there, > 0 along another) the phase gets this fraction of its largest k.
+_IMPERMEABLE = 1e-9
+
+
+def _finite_drag(k: tuple[float, float, float]) -> tuple[float, float, float]:
+    """Per-axis permeability of an upscaled phase as the Brinkman solver takes it (m²)."""
+    top = max(k)
+    return tuple(v if v > 0 else top * _IMPERMEABLE for v in k)  # type: ignore[return-value]
 
 
 def _upscaled_summary(
