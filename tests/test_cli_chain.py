@@ -30,7 +30,7 @@ def _shell(line: str, cwd: Path) -> str:
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "OOC_DATA_DIR": str(cwd / "data"),
+        "OOC_DATA_DIR": str(cwd / "ooc-data"),  # the default folder, as the README's paths expect
         "OOC_PROGRESS": "0",
         "OOC_N_WORKERS": "1",
     }
@@ -90,6 +90,9 @@ def test_the_readme_chain_runs_as_written(tmp_path: Path) -> None:
     assert set(spec["scans"]) == {"MicroCT", "FIB-SEM", "TEM"}
     assert "segmentation IoU" in out["ooc run spec.yaml"]
     assert "nothing is stale" in printed["reprocess"]
+    assert "stands for 'micro-porous' of MicroCT" in printed["upscale"]
+    multiscale = next(o for line, o in out.items() if "multiscale.zarr" in line)
+    assert "tortuosity factor: z" in multiscale
     assert (tmp_path / "rock.html").stat().st_size > 10_000
     assert "porosity" in printed["compare"]
     assert (tmp_path / "compare.png").stat().st_size > 1000

@@ -85,6 +85,7 @@ _FLOWS = {
     "segment": ("ooc_flows.segment", "segment_flow"),
     "measure": ("ooc_flows.measure", "measure_flow"),
     "simulate": ("ooc_flows.simulate", "simulate_flow"),
+    "upscale": ("ooc_flows.upscale", "upscale_flow"),
 }
 
 
@@ -302,6 +303,16 @@ def _name_values(items: list[str], option: str) -> dict[str, float]:
     return out
 
 
+def _name_stores(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        name, sep, store = item.partition("=")
+        if not sep or not name or not store:
+            raise ConfigError(f"--upscaled {item!r}: expected PHASE=STORE")
+        out[name] = store
+    return out
+
+
 def _print_simulation(s: dict[str, Any]) -> None:
     if s["route"] == "blocks":
         print(
@@ -357,6 +368,7 @@ def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
             "route": args.route,
             "block_shape": args.block,
             "properties": args.properties,
+            **({"upscaled": _name_stores(args.upscaled)} if args.upscaled else {}),
         },
         args,
         settings,
@@ -435,6 +447,30 @@ def _cmd_segment(args: argparse.Namespace, settings: Settings) -> int:
     print(f"  class fractions: {fractions}")
     print("  most uncertain regions (add labels there next):")
     print(format_regions(s["uncertain_regions"][:5], s["unit"]))
+    return 0
+
+
+def _cmd_upscale(args: argparse.Namespace, settings: Settings) -> int:
+    out = _run_stage(
+        "upscale",
+        {
+            "finer": args.finer,
+            "output": args.output,
+            "phase": args.phase,
+            "target": args.target,
+            "statistic": args.statistic,
+        },
+        args,
+        settings,
+    )
+    s = out["summary"]
+    print(f"{args.finer}: {_done(out)}; stands for {args.phase!r} of {args.target} in {out['url']}")
+    for key in ("porosity", "relative_diffusivity", "conductivity", "permeability_m2"):
+        value = s.get(key)
+        if isinstance(value, dict):
+            value = "/".join(f"{v:.4g}" for v in value.values()) + " (z/y/x)"
+        if value is not None:
+            print(f"  {key}: {value}")
     return 0
 
 
@@ -628,6 +664,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PHASE=K_M2",
         help="Brinkman phases and their permeability in m²",
     )
+    sim.add_argument(
+        "--upscaled",
+        nargs="*",
+        default=[],
+        metavar="PHASE=STORE",
+        help="phases whose values come from an upscale store (ooc upscale)",
+    )
     sim.add_argument("--route", choices=["auto", "whole", "blocks"], default="auto")
     sim.add_argument(
         "--properties",
@@ -638,6 +681,18 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--block", type=int, default=64, help="block edge for the block-wise route")
     sim.add_argument("--dry-run", action="store_true", help="print the memory each route needs")
     sim.set_defaults(func=_cmd_simulate)
+
+    up = sub.add_parser(
+        "upscale", help="a finer scan's simulated properties as one phase of a coarser scan"
+    )
+    up.add_argument("finer", help="the finer scan's simulate results store")
+    up.add_argument("output", help="upscale results store to write (.zarr)")
+    up.add_argument("--phase", required=True, help="the coarser scan's phase it stands for")
+    up.add_argument("--target", required=True, help="the coarser scan (e.g. MicroCT)")
+    up.add_argument(
+        "--statistic", choices=["mean", "geometric", "harmonic", "median"], default="mean"
+    )
+    up.set_defaults(func=_cmd_upscale)
 
     rep = sub.add_parser(
         "reprocess", help="redo the stored results the installed ooc would make differently"

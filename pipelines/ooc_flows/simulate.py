@@ -21,10 +21,12 @@ def simulate_flow(
     route: str = "auto",
     block_shape: int = 64,
     properties: list[str] | None = None,
+    upscaled: dict[str, str] | None = None,
     settings_overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Tortuosity factor, effective conductivity and permeability per axis of ``labels``,
-    whole-volume or block by block (``route``: auto, whole, blocks), into ``output``."""
+    whole-volume or block by block (``route``: auto, whole, blocks), into ``output``; phases in
+    ``upscaled`` take their values from upscale stores (``ooc upscale``)."""
     arguments = {
         "labels": labels,
         "output": output,
@@ -34,5 +36,6 @@ def simulate_flow(
         "route": route,
         "block_shape": block_shape,
         **({"properties": properties} if properties else {}),
+        **({"upscaled": upscaled} if upscaled else {}),
     }
     return stage_task("simulate", arguments, settings_overrides)
