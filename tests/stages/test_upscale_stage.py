@@ -470,7 +470,11 @@ def test_spec_chain_runs_finest_first_with_derived_simulations(tmp_path: Path) -
 
 
 def test_example_spec_is_the_three_scale_chain(tmp_path: Path) -> None:
-    spec = yaml.safe_load(example_spec(seed=0, shape=[32, 32, 32]))
+    spec = yaml.safe_load(example_spec(seed=0, shape=[32, 64, 256]))
+    # the finer scans shrink with MicroCT (96³ and 64³ at its default 128³)
+    assert spec["synthesize"]["fibsem_shape"] == [32, 48, 192]
+    assert spec["synthesize"]["tem_shape"] == [24, 32, 128]
+    assert "fibsem_shape" not in yaml.safe_load(example_spec(seed=0))["synthesize"]
     assert "phase_values" not in spec["scans"]["MicroCT"]["simulate"]
     assert "porous_phases" not in spec["scans"]["MicroCT"]["simulate"]
     plans = scan_plans(spec, base=str(tmp_path), output=str(tmp_path))

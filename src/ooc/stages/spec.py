@@ -70,8 +70,16 @@ def example_spec(seed: int = 0, shape: list[int] | None = None) -> str:
     """The main job as a spec (YAML text): the synthetic three-scale sample, MicroCT segmented
     from scribbles on 0.1% of its voxels, every scale measured, and the scale chain simulated
     finest first: TEM stands for FIB-SEM's nano-porous solid, FIB-SEM for MicroCT's micro-porous
-    phase (their properties derived, not typed in)."""
-    sample = default_sample(seed=seed, shape=tuple(shape) if shape else None)
+    phase (their properties derived, not typed in).
+
+    ``shape`` is MicroCT's (default 128³); the finer scans shrink with it (FIB-SEM 96³ and TEM
+    64³ at the default, each edge scaled by MicroCT's over 128, at least 32 and 24)."""
+    synthesize: dict[str, Any] = {"seed": seed, "shape": list(shape) if shape else None}
+    if shape:
+        for key, default, least in (("fibsem_shape", 96, 32), ("tem_shape", 64, 24)):
+            synthesize[key] = [max(least, round(default * n / 128)) for n in shape]
+    sizes = {k: tuple(v) for k, v in synthesize.items() if k != "seed" and v}
+    sample = default_sample(seed=seed, **sizes)
     scans: dict[str, Any] = {}
     for scale in sample.scales:
         phases = {str(i): n for i, n in enumerate(PHASES[scale.modality])}
@@ -106,7 +114,7 @@ def example_spec(seed: int = 0, shape: list[int] | None = None) -> str:
         scans[scale.modality] = scan
     doc = {
         "sample": f"synthetic-{seed}",
-        "synthesize": {"seed": seed, "shape": list(shape) if shape else None, "scribbles": 0.001},
+        "synthesize": {**synthesize, "scribbles": 0.001},
         "scans": scans,
     }
     header = (
