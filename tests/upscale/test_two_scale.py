@@ -4,19 +4,20 @@ The issue's check is a 32³ coarse region against its 256³ fine truth (benchmar
 here the coarse region is 8³ coarse voxels (64³ fine, ratio 8), small enough for a unit test,
 at three seeds.  Grains are resolved at the coarse voxel with radii of 4-8 coarse voxels, so
 their staircase alone costs up to 5 % of D_eff at this size (measured with a homogeneous matrix),
-and the 64³ finer scan is not a representative volume of the matrix (D_eff varies about 5 %
-between 64³ samples).  The tolerances asserted are what this size supports:
+and a finer scan of 48³ or 64³ fine voxels is not a representative volume of the matrix (D_eff
+varies about 5 % between 64³ samples).  The tolerances asserted are what this size supports:
 
-- D_eff/D0, per-voxel route (grey porosity -> D(phi) fitted on the finer scan's 8³-block map):
-  within 8 % on every axis, and closer to the truth than one constant per phase.
-  Measured: seed 0: +2.5 -2.1 -2.4 %; seed 1: -7.2 +0.6 -4.0 %; seed 2: +2.9 +2.0 +2.5 %
-  (constant route: +5.0 +1.9 +2.6; -15.6 -6.2 -10.7; +8.3 +6.1 +6.3 %).
-- permeability along z, constant route (Brinkman with the finer scan's k per axis): within 25 %.
-  Measured: +10.6, -18.9, +13.2 %.
+- D_eff/D0 along z, y, x, per-voxel route (grey porosity -> D(phi) fitted on the 48³ finer
+  scan's 8³-block map): within 8 % on every axis, and closer to the truth than one constant per
+  phase.  Measured: seed 0: +3.7 -0.9 -1.2 %; seed 1: -6.8 +0.9 -3.5 %; seed 2: +3.3 +2.3 +2.8 %
+  (constant route: +9.4 +3.3 +5.2; -14.9 -3.0 -11.8; +7.5 +11.6 +4.0 %).
+- permeability along z, constant route (Brinkman with the 64³ finer scan's k per axis): within
+  25 %.  Measured: +10.6, -18.9, +13.2 %.
 """
 
 from __future__ import annotations
 
+import dask
 import numpy as np
 import pytest
 
@@ -33,7 +34,7 @@ LEVELS = GreyLevels(14_000.0, 44_000.0, 0.0, 0.0, 0, 0)
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_diffusivity_upscaled_from_a_finer_scan_matches_the_direct_solve(seed):
     case = two_scale_case(seed, 8, grey=True)
-    scan = finer_scan(case, 64)
+    scan = finer_scan(case, 48)
     direct = tortuosity(case.fine_pore, direction=AXES).relative_diffusivity
     lab = case.coarse_labels
     # one constant per phase: the finer scan's D_eff/D0 tensor (diagonal)
@@ -45,12 +46,13 @@ def test_diffusivity_upscaled_from_a_finer_scan_matches_the_direct_solve(seed):
         reference=1.0,
     ).relative
     # per voxel: D(phi) fitted on blocks of one coarse voxel, phi from the grey
-    bm = property_map(
-        (~scan).astype(np.uint8),
-        block_shape=case.ratio,
-        voxel_size=case.fine_voxel_m,
-        properties=("diffusivity",),
-    )
+    with dask.config.set(scheduler="synchronous"):  # 216 tiny solves: threads only contend
+        bm = property_map(
+            (~scan).astype(np.uint8),
+            block_shape=case.ratio,
+            voxel_size=case.fine_voxel_m,
+            properties=("diffusivity",),
+        )
     relation = fit_relations(bm, "relative_diffusivity")[0]
     phi = grey_porosity(case.grey, lab, LEVELS, phase=2)
     field = relation(phi).astype(np.float32)
