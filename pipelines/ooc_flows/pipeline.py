@@ -148,7 +148,9 @@ def pipeline_flow(
 
 
 def summary_text(results: dict[str, Any]) -> str:
-    """What ``ooc run`` prints: per scan, each stage's time (or 'done before') and key numbers."""
+    """What ``ooc run`` prints: per scan, each stage's time (or 'done before') and key numbers;
+    down the scale chain, each scale's total porosity and what it passed up (``FIB-SEM ->
+    MicroCT micro-porous: porosity ..., D_eff/D0 z/y/x, k z/y/x m²``)."""
     lines = []
     for scan, stages in results.items():
         times = ", ".join(

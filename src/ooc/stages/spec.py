@@ -10,8 +10,8 @@ The scale chain: a scan that ``represents: {scan: S, phase: P}`` is a finer scan
 sub-resolution phase P of scan S (TEM -> FIB-SEM -> MicroCT, any depth). It is simulated with
 what S's simulation needs from it (its ``D_eff/D0`` - the tortuosity solve, or the conduction
 solve where it has finer scans of its own - and, when S computes permeability, its permeability),
-upscaled into its ``upscale.zarr``, and S's simulation takes P's values from there. Scans run
-finest first.
+upscaled into its ``upscale.zarr``, and S's simulation takes P's values from there (S is
+simulated with its defaults when the spec gives it no ``simulate``). Scans run finest first.
 """
 
 from __future__ import annotations
