@@ -93,10 +93,10 @@ CASES = {
 
 @pytest.mark.parametrize(("args", "message", "absent"), list(CASES.values()), ids=list(CASES))
 def test_bad_input_is_one_line_and_changes_nothing(
-    folder: Path, args: list[str], message: str, absent: list[str]
+    folder: Path, args: list[str], message: str, absent: list[str], tmp_path: Path
 ) -> None:
     before = {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
-    home = folder / "prefect-home"
+    home = tmp_path / "prefect-home"
     env = {
         **os.environ,
         "OOC_PROGRESS": "0",

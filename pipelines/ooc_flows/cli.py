@@ -698,7 +698,9 @@ def _parser() -> argparse.ArgumentParser:
         "reprocess", help="redo the stored results the installed ooc would make differently"
     )
     rep.add_argument("--sample", help="sample id, * wildcards allowed")
-    rep.add_argument("--stage", choices=["ingest", "train", "segment", "measure", "simulate"])
+    rep.add_argument(
+        "--stage", choices=["ingest", "train", "segment", "measure", "simulate", "upscale"]
+    )
     rep.add_argument("--dry-run", action="store_true", help="list what is stale and why")
     rep.set_defaults(func=_cmd_reprocess)
 

@@ -35,6 +35,7 @@ import ooc.stages.measure as measure_stage
 import ooc.stages.segment as segment_stage
 import ooc.stages.simulate as simulate_stage
 import ooc.stages.train as train_stage
+import ooc.stages.upscale as upscale_stage
 from ooc import catalog
 from ooc.catalog.engine import reading
 from ooc.catalog.tables import Store
@@ -64,6 +65,7 @@ STAGES: dict[str, ModuleType] = {
     "segment": segment_stage,
     "measure": measure_stage,
     "simulate": simulate_stage,
+    "upscale": upscale_stage,
 }
 """The stages reprocessing knows, by name: each module has ``CODE_VERSION`` and ``run_<stage>``."""
 
@@ -73,6 +75,7 @@ _ARGUMENTS: dict[str, tuple[str, dict[str, str]]] = {
     "segment": ("output", {"volume": "volume", "model": "model"}),
     "measure": ("output", {"labels": "labels"}),
     "simulate": ("output", {"labels": "labels"}),
+    "upscale": ("output", {"finer": "finer"}),
 }
 """Per stage: the ``run_<stage>`` argument naming the output, and the one for each parent role."""
 
@@ -353,8 +356,12 @@ def _redo(
     run = getattr(STAGES[judged.stage], f"run_{judged.stage}")
     accepted = inspect.signature(run).parameters
     parameters = dict(judged.record["parameters"])
-    inputs = {}
+    inputs: dict[str, Any] = {}
     for parent in judged.record["parents"]:
+        phase = str(parent["role"]).removeprefix("upscaled:")
+        if phase != parent["role"]:  # a phase whose values come from an upscale store
+            inputs.setdefault("upscaled", {})[phase] = str(parent["url"])
+            continue
         if parent["role"] not in role_arguments:
             raise StoreError(
                 f"{judged.url}: field 'ooc_stage/parents' has role {parent['role']!r}; "

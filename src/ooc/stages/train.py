@@ -53,10 +53,11 @@ def run_train(
     }
     vol, vol_parent = open_input(volume, kind="grey", role="volume", settings=settings)
     parents = [vol_parent, annotations_parent(annotations, settings)]
+    # read and checked before any work (shape, labels): sparse labels are small next to a scan
+    names = {int(k): v for k, v in (class_names or {}).items()}
+    ann = load_annotations(annotations, like=vol, class_names=names or None)
 
     def body(ctx: Context) -> Product:
-        names = {int(k): v for k, v in (class_names or {}).items()}
-        ann = load_annotations(annotations, like=vol, class_names=names or None)
         spec = FeatureSpec(filters=filters) if filters else FeatureSpec()
         trained = train_forest(vol, ann, spec, class_weight=class_weight, n_estimators=n_estimators)
         folder = save_model(trained, ctx.url)
