@@ -13,10 +13,10 @@ Sections
 
    - ``constant``: a finer scan of the matrix alone (``--finer``³ fine voxels, elsewhere in the
      material) solved whole; its properties become the matrix phase of the coarse solve.
-   - ``per-voxel``: the finer scan's block map (blocks of one coarse voxel, ``ratio``³) gives a
-     fitted relation ``D(phi)`` / ``k(phi)``; the coarse matrix voxels' porosity comes from their
-     grey value (partial volume, noise ``--noise`` of the pore-solid contrast), and the coarse
-     solve takes the per-voxel field.
+   - ``per-voxel``: the block map (blocks of one coarse voxel, ``ratio``³) of the finer scan's
+     first ``--map-size``³ voxels gives a fitted relation ``D(phi)`` / ``k(phi)``; the coarse
+     matrix voxels' porosity comes from their grey value (partial volume, noise ``--noise`` of
+     the pore-solid contrast), and the coarse solve takes the per-voxel field.
 
 2. How the difference changes with the scale ratio (``--ratios``, first seed).
 3. Block upscaling (``--block-volume``³ synthetic two-phase volume, ``--block``³ blocks): the
@@ -105,8 +105,9 @@ def _child(spec: dict[str, Any]) -> dict[str, float]:
         levels = GreyLevels(PORE_GREY, SOLID_GREY, 0.0, 0.0, 0, 0)
     phi = grey_porosity(d["grey"], lab, levels, phase=2)
     prop = "diffusivity" if diffusion else "permeability"
+    m = int(spec.get("map_size") or scan.shape[0])
     bm = property_map(
-        (~scan).astype(np.uint8), block_shape=ratio, voxel_size=fv, properties=(prop,)
+        (~scan[:m, :m, :m]).astype(np.uint8), block_shape=ratio, voxel_size=fv, properties=(prop,)
     )
     if diffusion:
         rel = fit_relations(bm, "relative_diffusivity")[0]
@@ -135,7 +136,14 @@ def _pct(a: float, b: float) -> str:
 
 
 def two_scale_rows(
-    seed: int, coarse: int, ratio: int, finer: int, noise: float, props: list[str], tmp: Path
+    seed: int,
+    coarse: int,
+    ratio: int,
+    finer: int,
+    noise: float,
+    props: list[str],
+    tmp: Path,
+    map_size: int,
 ) -> list[list[str]]:
     """Direct and upscaled answers of one two-scale case, as table rows."""
     from ooc.upscale.testing import finer_scan, two_scale_case
@@ -157,7 +165,7 @@ def two_scale_rows(
     for prop in props:
         t_d, m_d, direct = _run("direct", npz, property=prop)
         for route in ("constant", "per-voxel"):
-            t, m, got = _run(route, npz, property=prop)
+            t, m, got = _run(route, npz, property=prop, map_size=map_size)
             dirs = list(direct)
             rows.append(
                 [
@@ -231,7 +239,10 @@ def main() -> None:
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, one seed")
     ap.add_argument("--coarse", type=int, default=16, help="coarse region edge, voxels")
     ap.add_argument("--ratio", type=int, default=8, help="scale ratio of section 1")
-    ap.add_argument("--finer", type=int, default=64, help="finer scan edge, fine voxels")
+    ap.add_argument("--finer", type=int, default=128, help="finer scan edge, fine voxels")
+    ap.add_argument(
+        "--map-size", type=int, default=64, help="edge of the finer scan's block-mapped part"
+    )
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--noise", type=float, default=0.1, help="grey noise / pore-solid contrast")
     ap.add_argument("--properties", default="diffusivity,permeability")
@@ -245,7 +256,7 @@ def main() -> None:
         print(json.dumps(_child(json.loads(args.child))))
         return
     if args.smoke:
-        args.coarse, args.finer, args.seeds, args.ratios = 4, 16, "0", "4"
+        args.coarse, args.finer, args.map_size, args.seeds, args.ratios = 4, 16, 16, "0", "4"
         args.block_volume, args.block, args.margin = 32, 16, 8
     props = [p for p in args.properties.split(",") if p]
     sections = {int(s) for s in args.sections.split(",") if s}
@@ -253,7 +264,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="ooc-bench-upscale-"))
     print(
         f"# ooc.upscale benchmark (coarse {args.coarse}³, ratio {args.ratio}, finer scan "
-        f"{args.finer}³, noise {args.noise})\n",
+        f"{args.finer}³ (block map of {args.map_size}³), noise {args.noise})\n",
         flush=True,
     )
     if 1 in sections:
@@ -262,13 +273,17 @@ def main() -> None:
             f"{args.coarse * args.ratio}³ fine\n"
         )
         for s in seeds:  # one table per seed, printed as it is done
-            rows = two_scale_rows(s, args.coarse, args.ratio, args.finer, args.noise, props, tmp)
+            rows = two_scale_rows(
+                s, args.coarse, args.ratio, args.finer, args.noise, props, tmp, args.map_size
+            )
             print_table(rows, TWO_SCALE_HEADER)
             sys.stdout.flush()
     if 2 in sections:
         print(f"## 2. difference vs scale ratio (seed {seeds[0]}, coarse {args.coarse}³)\n")
         for r in (int(v) for v in args.ratios.split(",") if v):
-            rows = two_scale_rows(seeds[0], args.coarse, r, args.finer, args.noise, props, tmp)
+            rows = two_scale_rows(
+                seeds[0], args.coarse, r, args.finer, args.noise, props, tmp, args.map_size
+            )
             print_table(rows, TWO_SCALE_HEADER)
             sys.stdout.flush()
     if 3 in sections:
