@@ -47,6 +47,17 @@ def test_the_readme_chain_runs_as_written(tmp_path: Path) -> None:
     lines = readme_commands()
     verbs = [line.split()[1] for line in lines]
     assert verbs[:6] == ["synth", "ingest", "features", "train", "segment", "measure"]
+    every_verb = [
+        "simulate",
+        "history",
+        "catalog",
+        "run",
+        "upscale",
+        "reprocess",
+        "report",
+        "compare",
+    ]
+    assert set(every_verb) <= set(verbs), "each verb appears in the README's chain"
     out = {line: _shell(line, tmp_path) for line in lines}
     printed = dict(zip(verbs, out.values(), strict=False))
     assert "rock.zarr: written" in printed["ingest"]
