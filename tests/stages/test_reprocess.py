@@ -211,8 +211,8 @@ def test_ingest_bump_lists_the_whole_lineage_then_a_replaced_parent_and_a_killed
         assert list(table["url"])[:2] == [grey, lost_url]  # depth 0: the finer scale first
         assert list(stale_outputs(catalog_url=cat, sample="archive-2")["url"]) == [lost_url]
         assert stale_outputs(catalog_url=cat, sample="other*").empty
-        with pytest.raises(ConfigError, match="'upscale'"):
-            stale_outputs(catalog_url=cat, stage="upscale")
+        with pytest.raises(ConfigError, match="'polish'"):
+            stale_outputs(catalog_url=cat, stage="polish")
 
     # the segmentation is redone by hand with other options, and a redo of the simulation is
     # killed at its start: its store holds no parameters, the catalog still does
