@@ -42,6 +42,7 @@ def _shell(line: str, cwd: Path) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # many verbs, each starting Prefect and a cluster
 def test_the_readme_chain_runs_as_written(tmp_path: Path) -> None:
     """Every ``ooc`` line of the README, typed as shown: grey scan -> properties, then a spec."""
     lines = readme_commands()

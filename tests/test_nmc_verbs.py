@@ -44,6 +44,7 @@ def _ooc(*args: str, cwd: Path) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # many verbs, each starting Prefect and a cluster
 def test_nmc_electrode_measured_and_simulated_through_the_verbs(tmp_path: Path) -> None:
     _ooc(
         "ingest", str(TIFF.resolve()), "nmc.zarr", "--sample-id", "nmc", "--modality", "MicroCT",
