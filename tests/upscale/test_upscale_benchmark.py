@@ -21,7 +21,7 @@ def test_upscale_benchmark_prints_its_tables() -> None:
         check=True,
     )
     out = result.stdout
-    for title in ("## 1. two-scale", "## 2. difference vs scale ratio", "## 3. block upscaling"):
+    for title in ("## 1. two-scale", "## 3. block upscaling"):
         assert title in out
     rows = [line.split() for line in out.splitlines() if line[:2] in ("0 ", "bl", "di")]
     routes = {r[3] for r in rows if len(r) > 3 and r[0] == "0"}
