@@ -17,7 +17,7 @@ import zarr
 from ooc.errors import ConfigError
 from ooc.io.store import blosc_codec
 
-__all__ = ["open_results", "read_table", "write_dataset", "write_table"]
+__all__ = ["open_results", "read_group", "read_table", "write_dataset", "write_table"]
 
 
 def write_dataset(
@@ -53,6 +53,17 @@ def write_dataset(
         encoding=encoding,
         storage_options=storage_options or None,
     )
+
+
+def read_group(
+    url: str, group: str, *, storage_options: dict[str, Any] | None = None, load: bool = True
+) -> xr.Dataset:
+    """Group ``group`` of the results store at ``url`` as a Dataset, read into memory unless
+    ``load`` is False."""
+    ds = xr.open_zarr(
+        url, group=group, zarr_format=3, consolidated=False, storage_options=storage_options or None
+    )
+    return ds.compute() if load else ds
 
 
 def open_results(

@@ -16,7 +16,6 @@ from typing import Any
 
 import dask.array as da
 import xarray as xr
-from tqdm.auto import tqdm
 
 from ooc.cluster import progress_enabled
 from ooc.config import Settings
@@ -29,10 +28,10 @@ from ooc.measure.plots import plot_distribution, plot_orthoslices
 from ooc.measure.surface import surface_area
 from ooc.measure.thickness import local_thickness, thickness_distribution
 from ooc.provenance import make_record
-from ooc.results import write_dataset, write_table
+from ooc.results import read_group, write_table
 from ooc.stages._run import Context, Outcome, Product, run_stage
 from ooc.stages.inputs import open_input
-from ooc.stages.record import open_results_store
+from ooc.stages.record import open_results_store, write_parts
 
 __all__ = ["CODE_VERSION", "run_measure"]
 
@@ -135,22 +134,16 @@ def run_measure(
             "correlation": lambda: two_point_correlation(data, phases=phases, **common),
             "chords": lambda: chord_length_distribution(data, phases=phases, **common),
         }
-        done = list(group.attrs.get("parts_done", []))
-        show = progress_enabled() if progress is None else progress
-        for name, compute in tqdm(
-            parts.items(), desc=f"measure {labels.rstrip('/').rsplit('/', 1)[-1]}", disable=not show
-        ):
-            if name in done:
-                continue
-            write_dataset(
-                compute(),
-                ctx.url,
-                group=f"measure/{name}",
-                provenance=record,
-                storage_options=options,
-            )
-            done.append(name)
-            group.attrs["parts_done"] = done
+        write_parts(
+            group,
+            ctx.url,
+            parts,
+            prefix="measure",
+            provenance=record,
+            storage_options=options,
+            desc=f"measure {labels.rstrip('/').rsplit('/', 1)[-1]}",
+            progress=progress_enabled() if progress is None else progress,
+        )
         return _product(ctx.url, base, local, pore, objects, names, attrs, options)
 
     return run_stage(
@@ -177,13 +170,7 @@ def _product(
 ) -> Product:
     """The key numbers, read back from the stored groups (the same after a resumed run)."""
     groups = {
-        name: xr.open_zarr(
-            url,
-            group=f"measure/{name}",
-            zarr_format=3,
-            consolidated=False,
-            storage_options=options or None,
-        )
+        name: read_group(url, f"measure/{name}", storage_options=options, load=False)
         for name in ("fractions", "surface", "connectivity", "pore_size", "objects")
     }
     fractions, surface, size, stats = (

@@ -27,16 +27,18 @@ import json
 import math
 import re
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import fsspec
 import zarr
+from tqdm.auto import tqdm
 
 import ooc
 from ooc.errors import StoreError
+from ooc.results import write_dataset
 
 __all__ = [
     "COMPLETE",
@@ -53,6 +55,7 @@ __all__ = [
     "remove",
     "stage_digest",
     "store_parent",
+    "write_parts",
     "write_record",
 ]
 
@@ -303,6 +306,35 @@ def open_results_store(
         attrs = {RECORD: {"stage": stage, "digest": digest, "status": WRITING}, "parts_done": []}
         zarr.open_group(url, mode="w-", attributes=attrs, storage_options=so)
     return zarr.open_group(url, mode="a", storage_options=so)
+
+
+def write_parts(
+    group: zarr.Group,
+    url: str,
+    parts: Mapping[str, Callable[[], Any]],
+    *,
+    prefix: str,
+    provenance: dict[str, Any],
+    storage_options: dict[str, Any] | None = None,
+    desc: str,
+    progress: bool,
+) -> None:
+    """Compute and write each part (a Dataset, as group ``<prefix>/<name>`` of the results store
+    ``group`` at ``url``) that is not flagged in ``parts_done`` yet, flagging it once written:
+    a killed stage resumes with the parts that are left."""
+    done = list(group.attrs.get("parts_done", []))
+    for name, compute in tqdm(parts.items(), desc=desc, disable=not progress):
+        if name in done:
+            continue
+        write_dataset(
+            compute(),
+            url,
+            group=f"{prefix}/{name}",
+            provenance=provenance,
+            storage_options=storage_options,
+        )
+        done.append(name)
+        group.attrs["parts_done"] = done
 
 
 def file_parent(path: str, role: str) -> Parent:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import dask
@@ -19,20 +20,19 @@ import numpy as np
 import psutil
 import xarray as xr
 import zarr
-from tqdm.auto import tqdm
 
 from ooc.cluster import progress_enabled
 from ooc.config import Settings
 from ooc.errors import ConfigError, StoreError
 from ooc.provenance import make_record
-from ooc.results import write_dataset
+from ooc.results import read_group, write_dataset
 from ooc.simulate.blockwise import property_map
 from ooc.simulate.conduction import conductivity, tortuosity
 from ooc.simulate.memory import estimate_memory
 from ooc.simulate.stokes import permeability
 from ooc.stages._run import Context, Outcome, Product, run_stage
 from ooc.stages.inputs import open_input, phase_values_by_name
-from ooc.stages.record import Parent, open_results_store, read_record, store_parent
+from ooc.stages.record import Parent, open_results_store, read_record, store_parent, write_parts
 from ooc.volume import as_volume
 
 __all__ = ["CODE_VERSION", "plan_simulation", "run_simulate"]
@@ -164,39 +164,36 @@ def run_simulate(
         )
         show = progress_enabled() if progress is None else progress
         name = labels.rstrip("/").rsplit("/", 1)[-1]
-        done = list(group.attrs.get("parts_done", []))
-
-        def store(part: str, ds: xr.Dataset, target: str) -> None:
-            write_dataset(ds, ctx.url, group=target, provenance=record, storage_options=options)
-            done.append(part)
-            group.attrs["parts_done"] = done
+        writing = {"provenance": record, "storage_options": options, "progress": show}
 
         summary: dict[str, Any] = {"route": chosen, "memory": plan, "solver": solver}
         if chosen == "blocks":
             nz = volume.shape[0]
             slabs = [(z, min(z + block_shape, nz)) for z in range(0, nz, block_shape)]
-            for z0, z1 in tqdm(slabs, desc=f"simulate {name} blocks", disable=not show):
-                part = f"slab_{z0}"
-                if part not in done:
-                    maps = property_map(
-                        volume.data[z0:z1],
-                        block_shape=block_shape,
-                        voxel_size=voxel_m,
-                        pore_label=pore_label,
-                        properties=[_MAP_NAMES[p] for p in wanted],
-                        phase_values=_with_zeros(values, volume),
-                        porous_phases=brinkman or None,
-                    )
-                    store(part, _shift_z(maps, z0, voxel_m[0]), f"simulate/_slabs/{part}")
+
+            def slab(z0: int, z1: int) -> xr.Dataset:
+                maps = property_map(
+                    volume.data[z0:z1],
+                    block_shape=block_shape,
+                    voxel_size=voxel_m,
+                    pore_label=pore_label,
+                    properties=[_MAP_NAMES[p] for p in wanted],
+                    phase_values=_with_zeros(values, volume),
+                    porous_phases=brinkman or None,
+                )
+                return _shift_z(maps, z0, voxel_m[0])
+
+            write_parts(
+                group,
+                ctx.url,
+                {f"slab_{z0}": partial(slab, z0, z1) for z0, z1 in slabs},
+                prefix="simulate/_slabs",
+                desc=f"simulate {name} blocks",
+                **writing,
+            )
             maps = xr.concat(
                 [
-                    xr.open_zarr(
-                        ctx.url,
-                        group=f"simulate/_slabs/slab_{z0}",
-                        zarr_format=3,
-                        consolidated=False,
-                        storage_options=options or None,
-                    ).compute()
+                    read_group(ctx.url, f"simulate/_slabs/slab_{z0}", storage_options=options)
                     for z0, _ in slabs
                 ],
                 dim="z",
@@ -226,9 +223,14 @@ def run_simulate(
                     arr, pore_label=pore_label, voxel_size=voxel_m, porous_phases=brinkman or None
                 ),
             }
-            for part in tqdm(wanted, desc=f"simulate {name}", disable=not show):
-                if part not in done:
-                    store(part, solves[part]().to_dataset(), f"simulate/{part}")
+            write_parts(
+                group,
+                ctx.url,
+                {part: (lambda part=part: solves[part]().to_dataset()) for part in wanted},
+                prefix="simulate",
+                desc=f"simulate {name}",
+                **writing,
+            )
             summary.update(_whole_summary(ctx.url, wanted, options))
             numbers = {"porosity": summary["porosity"]}
             for key in _PER_AXIS:
@@ -289,13 +291,7 @@ def _read_upscaled(
             "store of the upscale stage"
         )
     label = next(iter(phase_values_by_name(labels, volume, {phase: 0.0})))
-    ds = xr.open_zarr(
-        url,
-        group="upscale/properties",
-        zarr_format=3,
-        consolidated=False,
-        storage_options=options or None,
-    ).compute()
+    ds = read_group(url, "upscale/properties", storage_options=options)
 
     def triple(var: str) -> tuple[float, float, float] | None:
         if var not in ds:
@@ -375,17 +371,7 @@ def _shift_z(maps: xr.Dataset, z0: int, dz: float) -> xr.Dataset:
 
 def _whole_summary(url: str, wanted: list[str], options: dict[str, Any]) -> dict[str, Any]:
     """Per-axis key numbers, read back from the stored groups (the same after a resume)."""
-
-    def group(name: str) -> xr.Dataset:
-        return xr.open_zarr(
-            url,
-            group=f"simulate/{name}",
-            zarr_format=3,
-            consolidated=False,
-            storage_options=options or None,
-        ).compute()
-
-    groups = {name: group(name) for name in wanted}
+    groups = {name: read_group(url, f"simulate/{name}", storage_options=options) for name in wanted}
 
     def per_axis(ds: xr.Dataset, var: str) -> dict[str, float]:
         return {str(d): float(ds[var].sel(direction=d)) for d in ds["direction"].values}

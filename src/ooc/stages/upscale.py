@@ -26,14 +26,13 @@ from typing import Any
 import numpy as np
 import xarray as xr
 import zarr
-from tqdm.auto import tqdm
 
 from ooc.cluster import progress_enabled
 from ooc.config import Settings
 from ooc.errors import ConfigError, StoreError
 from ooc.io import open_volume
 from ooc.provenance import make_record
-from ooc.results import write_dataset
+from ooc.results import read_group
 from ooc.simulate.result import (
     AXES,
     MILLIDARCY_M2,
@@ -46,7 +45,7 @@ from ooc.simulate.result import (
     TortuosityResult,
 )
 from ooc.stages._run import Context, Outcome, Product, run_stage
-from ooc.stages.record import open_results_store, read_record, store_parent
+from ooc.stages.record import open_results_store, read_record, store_parent, write_parts
 from ooc.upscale import PhaseProperties, from_block_map, from_results, rev_curve
 from ooc.volume import as_volume
 
@@ -144,8 +143,6 @@ def run_upscale(
             inputs=[{"source": parent.url, "digest": parent.digest}],
             run_id=run_id,
         )
-        done = list(group.attrs.get("parts_done", []))
-        show = progress_enabled() if progress is None else progress
 
         def properties() -> xr.Dataset:
             if route == "blocks":
@@ -170,24 +167,17 @@ def run_upscale(
             )
 
         parts = {"properties": properties, **({"rev": rev} if sizes else {})}
-        for name, compute in tqdm(parts.items(), desc=f"upscale {phase}", disable=not show):
-            if name not in done:
-                write_dataset(
-                    compute(),
-                    ctx.url,
-                    group=f"upscale/{name}",
-                    provenance=record,
-                    storage_options=opts,
-                )
-                done.append(name)
-                group.attrs["parts_done"] = done
-        stored = xr.open_zarr(
+        write_parts(
+            group,
             ctx.url,
-            group="upscale/properties",
-            zarr_format=3,
-            consolidated=False,
-            storage_options=opts or None,
-        ).compute()
+            parts,
+            prefix="upscale",
+            provenance=record,
+            storage_options=opts,
+            desc=f"upscale {phase}",
+            progress=progress_enabled() if progress is None else progress,
+        )
+        stored = read_group(ctx.url, "upscale/properties", storage_options=opts)
         summary = {
             "phase": phase,
             "target": target,
@@ -246,16 +236,6 @@ def _values(ds: xr.Dataset) -> dict[str, Any]:
     return out
 
 
-def _group(url: str, name: str, options: dict[str, Any]) -> xr.Dataset:
-    return xr.open_zarr(
-        url,
-        group=f"simulate/{name}",
-        zarr_format=3,
-        consolidated=False,
-        storage_options=options or None,
-    ).compute()
-
-
 def _with_sub_resolution(
     props: PhaseProperties, summary: dict[str, Any], relative: tuple[float, float, float] | None
 ) -> PhaseProperties:
@@ -285,14 +265,20 @@ def _from_whole(
     """Whole-volume solves of the finer store (of ``volume``), as the solvers' result objects,
     through :func:`ooc.upscale.from_results`."""
     voxel_m = as_volume(volume).voxel_size_m
-    diffusion = _tortuosity(_group(url, "tortuosity", options)) if "tortuosity" in solved else None
+    diffusion = (
+        _tortuosity(read_group(url, "simulate/tortuosity", storage_options=options))
+        if "tortuosity" in solved
+        else None
+    )
     conduction = (
-        _conduction(_group(url, "conductivity", options), volume, summary)
+        _conduction(
+            read_group(url, "simulate/conductivity", storage_options=options), volume, summary
+        )
         if "conductivity" in solved
         else None
     )
     flow = (
-        _permeability(_group(url, "permeability", options), voxel_m)
+        _permeability(read_group(url, "simulate/permeability", storage_options=options), voxel_m)
         if "permeability" in solved
         else None
     )
@@ -308,7 +294,7 @@ def _from_block_map(
     url: str, options: dict[str, Any], summary: dict[str, Any], statistic: str
 ) -> PhaseProperties:
     """The finer block map through :func:`ooc.upscale.from_block_map`."""
-    maps = _group(url, "blocks", options)
+    maps = read_group(url, "simulate/blocks", storage_options=options)
     if summary.get("upscaled"):
         maps = maps.assign(relative_diffusivity=maps["conductivity"] / summary["pore_value"])
     props = from_block_map(maps, statistic=statistic)
