@@ -61,6 +61,7 @@ def _child(spec: dict[str, Any]) -> dict[str, float]:
         grey_porosity,
         upscale_blocks,
     )
+    from ooc.upscale.interface import refine_field, refine_labels
 
     d = dict(np.load(spec["npz"]))
     route = spec["route"]
@@ -85,15 +86,19 @@ def _child(spec: dict[str, Any]) -> dict[str, float]:
         if diffusion:
             return tortuosity(d["fine_pore"], direction=AXES).relative_diffusivity
         return permeability(d["fine_pore"], voxel_size=fv, direction="z", rtol=1e-3).k_m2
+    # the coarse solve on a grid `subdivide` times finer, interfaces reconstructed
+    sub = int(spec.get("subdivide", 1))
+    grid = refine_labels(lab, sub)
+    voxel = fv * ratio / sub
     if route == "constant":
         if diffusion:
             p = from_results(diffusion=tortuosity(scan, direction=AXES))
             values = {0: 1.0, 1: 0.0, 2: p.value("relative_diffusivity")}
-            return conductivity(lab, values, direction=AXES, reference=1.0).relative
+            return conductivity(grid, values, direction=AXES, reference=1.0).relative
         p = from_results(flow=permeability(scan, voxel_size=fv, direction=AXES, rtol=1e-3))
         return permeability(
-            lab,
-            voxel_size=fv * ratio,
+            grid,
+            voxel_size=voxel,
             porous_phases={2: p.value("permeability")},
             direction="z",
             rtol=1e-3,
@@ -109,13 +114,14 @@ def _child(spec: dict[str, Any]) -> dict[str, float]:
     bm = property_map(
         (~scan[:m, :m, :m]).astype(np.uint8), block_shape=ratio, voxel_size=fv, properties=(prop,)
     )
+    rel = fit_relations(bm, "relative_diffusivity" if diffusion else "permeability")[0]
+    field = refine_field(rel(phi).astype(np.float32), lab, 2, sub)
     if diffusion:
-        rel = fit_relations(bm, "relative_diffusivity")[0]
-        field = rel(phi).astype(np.float32)
-        return conductivity(lab, {0: 1.0, 1: 0.0, 2: field}, direction=AXES, reference=1.0).relative
-    rel = fit_relations(bm, "permeability")[0]
+        return conductivity(
+            grid, {0: 1.0, 1: 0.0, 2: field}, direction=AXES, reference=1.0
+        ).relative
     return permeability(
-        lab, voxel_size=fv * ratio, porous_phases={2: rel(phi)}, direction="z", rtol=1e-3
+        grid, voxel_size=voxel, porous_phases={2: field}, direction="z", rtol=1e-3
     ).k_m2
 
 
@@ -144,8 +150,10 @@ def two_scale_rows(
     props: list[str],
     tmp: Path,
     map_size: int,
+    subdivide: list[int],
 ) -> list[list[str]]:
-    """Direct and upscaled answers of one two-scale case, as table rows."""
+    """Direct and upscaled answers of one two-scale case, as table rows (one per route and
+    coarse-grid subdivision)."""
     from ooc.upscale.testing import finer_scan, two_scale_case
 
     case = two_scale_case(seed, coarse, ratio=ratio, grey=True, noise=noise, macro_fraction=0.05)
@@ -164,15 +172,15 @@ def two_scale_rows(
     rows = []
     for prop in props:
         t_d, m_d, direct = _run("direct", npz, property=prop)
-        for route in ("constant", "per-voxel"):
-            t, m, got = _run(route, npz, property=prop, map_size=map_size)
+        for route, sub in ((r, s) for r in ("constant", "per-voxel") for s in subdivide):
+            t, m, got = _run(route, npz, property=prop, map_size=map_size, subdivide=sub)
             dirs = list(direct)
             rows.append(
                 [
                     str(seed),
                     str(ratio),
                     "D_eff/D0" if prop == "diffusivity" else "k_m2",
-                    route,
+                    f"{route} /{sub}",
                     " ".join(f"{direct[d]:.4g}" for d in dirs),
                     " ".join(f"{got[d]:.4g}" for d in dirs),
                     " ".join(_pct(got[d], direct[d]) for d in dirs),
@@ -201,8 +209,14 @@ TWO_SCALE_HEADER = [
 ]
 
 
-def block_rows(n: int, block: int, margin: int, seed: int, tmp: Path) -> list[list[str]]:
-    """Direct D_eff/D0 of an n³ two-phase volume against block upscaling with/without margin."""
+def block_rows(
+    n: int, block: int, margin: int, seed: int, tmp: Path, routes: list[str]
+) -> list[list[str]]:
+    """Direct D_eff/D0 of an n³ two-phase volume against block upscaling with/without margin.
+
+    ``routes``: ``"direct"``, ``"0"`` (no margin), ``"margin"`` - a subset lets a large volume
+    run in several shorter calls; a block route without the direct one reports no difference.
+    """
     from scipy import ndimage
 
     rng = np.random.default_rng(seed)
@@ -213,19 +227,23 @@ def block_rows(n: int, block: int, margin: int, seed: int, tmp: Path) -> list[li
     np.savez(npz, labels=(f < np.quantile(f, 0.5) + trend).astype(np.uint8))  # 0: pore
     del f
     _, base, _ = _run("baseline", npz)
-    t_d, m_d, direct = _run("block-direct", npz)
-    rows = [
-        ["direct", "-"]
-        + [f"{direct[d]:.4f}" for d in AXES]
-        + ["-", f"{t_d:.1f}", f"{max(m_d - base, 0):.0f}"]
-    ]
-    for mg in (0, margin):
-        t, m, got = _run("block-map", npz, block=block, margin=mg)
-        worst = max(abs(got[d] / direct[d] - 1) for d in AXES)
+    rows, direct = [], None
+    if "direct" in routes:
+        t_d, m_d, direct = _run("block-direct", npz)
         rows.append(
-            [f"blocks {block}³", str(mg)]
-            + [f"{got[d]:.4f} ({_pct(got[d], direct[d])})" for d in AXES]
-            + [f"{100 * worst:.1f}%", f"{t:.1f}", f"{max(m - base, 0):.0f}"]
+            ["direct", "-"]
+            + [f"{direct[d]:.4f}" for d in AXES]
+            + ["-", f"{t_d:.1f}", f"{max(m_d - base, 0):.0f}"]
+        )
+    for mg in [0] * ("0" in routes) + [margin] * ("margin" in routes):
+        t, m, got = _run("block-map", npz, block=block, margin=mg)
+        if direct is None:
+            cells, worst = [f"{got[d]:.4f}" for d in AXES], "-"
+        else:
+            cells = [f"{got[d]:.4f} ({_pct(got[d], direct[d])})" for d in AXES]
+            worst = f"{100 * max(abs(got[d] / direct[d] - 1) for d in AXES):.1f}%"
+        rows.append(
+            [f"blocks {block}³", str(mg), *cells, worst, f"{t:.1f}", f"{max(m - base, 0):.0f}"]
         )
     npz.unlink()
     return rows
@@ -244,12 +262,20 @@ def main() -> None:
         "--map-size", type=int, default=64, help="edge of the finer scan's block-mapped part"
     )
     ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument(
+        "--subdivide",
+        default="1,4",
+        help="coarse-grid subdivisions (interfaces reconstructed, ooc.upscale.refine_labels)",
+    )
     ap.add_argument("--noise", type=float, default=0.1, help="grey noise / pore-solid contrast")
     ap.add_argument("--properties", default="diffusivity,permeability")
     ap.add_argument("--ratios", default="4,8,16", help="scale ratios of section 2 (first seed)")
     ap.add_argument("--block-volume", type=int, default=128)
     ap.add_argument("--block", type=int, default=32)
     ap.add_argument("--margin", type=int, default=16)
+    ap.add_argument(
+        "--block-routes", default="direct,0,margin", help="section 3's routes (a subset)"
+    )
     ap.add_argument("--sections", default="1,2,3")
     args = ap.parse_args()
     if args.child:
@@ -262,6 +288,7 @@ def main() -> None:
     props = [p for p in args.properties.split(",") if p]
     sections = {int(s) for s in args.sections.split(",") if s}
     seeds = [int(s) for s in args.seeds.split(",") if s]
+    subs = [int(s) for s in args.subdivide.split(",") if s]
     tmp = Path(tempfile.mkdtemp(prefix="ooc-bench-upscale-"))
     print(
         f"# ooc.upscale benchmark (coarse {args.coarse}³, ratio {args.ratio}, finer scan "
@@ -275,7 +302,7 @@ def main() -> None:
         )
         for s in seeds:  # one table per seed, printed as it is done
             rows = two_scale_rows(
-                s, args.coarse, args.ratio, args.finer, args.noise, props, tmp, args.map_size
+                s, args.coarse, args.ratio, args.finer, args.noise, props, tmp, args.map_size, subs
             )
             print_table(rows, TWO_SCALE_HEADER)
             sys.stdout.flush()
@@ -283,7 +310,7 @@ def main() -> None:
         print(f"## 2. difference vs scale ratio (seed {seeds[0]}, coarse {args.coarse}³)\n")
         for r in (int(v) for v in args.ratios.split(",") if v):
             rows = two_scale_rows(
-                seeds[0], args.coarse, r, args.finer, args.noise, props, tmp, args.map_size
+                seeds[0], args.coarse, r, args.finer, args.noise, props, tmp, args.map_size, subs
             )
             print_table(rows, TWO_SCALE_HEADER)
             sys.stdout.flush()
@@ -293,7 +320,14 @@ def main() -> None:
             f"margin {args.margin}\n"
         )
         print_table(
-            block_rows(args.block_volume, args.block, args.margin, seeds[0], tmp),
+            block_rows(
+                args.block_volume,
+                args.block,
+                args.margin,
+                seeds[0],
+                tmp,
+                args.block_routes.split(","),
+            ),
             ["route", "margin", "D z", "D y", "D x", "worst", "seconds", "MiB"],
         )
     tmp.rmdir()

@@ -7,6 +7,8 @@
   its grey value.
 - :func:`fit_relation`, :func:`fit_relations` - relations ``k(phi)``, ``D(phi)`` fitted on a finer
   scan's block map (:class:`Relation`: callable on porosity fields, with its form and error).
+- :func:`refine_labels`, :func:`refine_field` - the coarse solve on a subdivided grid whose phase
+  interfaces are reconstructed smoothly from the segmentation (no voxel staircase).
 - :func:`upscale_blocks`, :func:`coarse_grid` - a block property map becomes the coarse grid of one
   conduction / Darcy solve over the whole volume (with ``property_map(..., margin=m)`` for
   oversampling).
@@ -18,6 +20,7 @@ scale can be solved directly.
 
 from ooc.upscale.blocks import coarse_grid, upscale_blocks
 from ooc.upscale.grey import GreyLevels, grey_levels, grey_porosity
+from ooc.upscale.interface import refine_field, refine_labels
 from ooc.upscale.relations import FORMS, Relation, fit_relation, fit_relations
 from ooc.upscale.transfer import (
     QUANTITIES,
@@ -40,6 +43,8 @@ __all__ = [
     "from_results",
     "grey_levels",
     "grey_porosity",
+    "refine_field",
+    "refine_labels",
     "rev_curve",
     "upscale_blocks",
 ]
