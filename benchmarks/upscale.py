@@ -59,9 +59,12 @@ def _child(spec: dict[str, Any]) -> dict[str, float]:
         from_results,
         grey_levels,
         grey_porosity,
+        part_porosity,
+        refine_field,
+        refine_labels,
+        shrink_porosity,
         upscale_blocks,
     )
-    from ooc.upscale.interface import refine_field, refine_labels
 
     d = dict(np.load(spec["npz"]))
     route = spec["route"]
@@ -108,7 +111,12 @@ def _child(spec: dict[str, Any]) -> dict[str, float]:
         levels = grey_levels(d["grey"], lab, pore_label=0, solid_label=1, erode=0)
     else:
         levels = GreyLevels(PORE_GREY, SOLID_GREY, 0.0, 0.0, 0, 0)
-    phi = grey_porosity(d["grey"], lab, levels, phase=2)
+    # the noise's spread removed; on a subdivided grid, the porosity of the matrix part only
+    phi = shrink_porosity(
+        grey_porosity(d["grey"], lab, levels, phase=2), lab, phase=2, noise=levels.porosity_noise
+    )
+    if sub > 1:
+        phi = part_porosity(phi, lab, grid, phase=2)
     prop = "diffusivity" if diffusion else "permeability"
     m = int(spec.get("map_size") or scan.shape[0])
     bm = property_map(

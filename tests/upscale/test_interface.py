@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ooc.simulate import conductivity
-from ooc.upscale import refine_field, refine_labels
+from ooc.upscale import part_porosity, refine_field, refine_labels
 
 
 def _repeat(a: np.ndarray, f: int) -> np.ndarray:
@@ -82,3 +82,17 @@ def test_bad_factor_is_refused(bad):
 def test_refine_field_needs_the_phase():
     with pytest.raises(ValueError, match="no voxel of phase 3"):
         refine_field(np.zeros((2, 2, 2)), np.zeros((2, 2, 2), np.uint8), 3, 2)
+
+
+def test_part_porosity_is_that_of_the_phase_share():
+    """A voxel half grain (label 1), half matrix of porosity 0.6, next to resolved pore (0): its
+    grey porosity 0.3 becomes 0.6 once the refined grid gives the grain its half."""
+    lab = np.array([[[0, 2, 2, 1]]], np.uint8)
+    refined = np.repeat(np.repeat(np.repeat(lab, 2, 0), 2, 1), 2, 2)
+    refined[:, :, 5] = 1  # the second matrix voxel: half grain on the refined grid
+    refined[0, :, 2] = 0  # the first: a quarter pore
+    phi = np.array([[[1.0, 0.25 + 0.75 * 0.6, 0.3, 0.0]]], np.float32)
+    out = part_porosity(phi, lab, refined, phase=2)
+    np.testing.assert_allclose(out, [[[1.0, 0.6, 0.6, 0.0]]], rtol=1e-6)
+    with pytest.raises(ValueError, match="times one factor"):
+        part_porosity(phi, lab, refined[:, :, :7], phase=2)

@@ -4,11 +4,12 @@
   conductivity and permeability per axis (:class:`PhaseProperties`), from whole solves or from the
   statistics of a block map; :func:`rev_curve` - the REV check (property vs block size).
 - :func:`grey_levels`, :func:`grey_porosity` - per-voxel porosity of a sub-resolution phase from
-  its grey value.
+  its grey value; :func:`shrink_porosity` - its noise spread removed.
 - :func:`fit_relation`, :func:`fit_relations` - relations ``k(phi)``, ``D(phi)`` fitted on a finer
   scan's block map (:class:`Relation`: callable on porosity fields, with its form and error).
 - :func:`refine_labels`, :func:`refine_field` - the coarse solve on a subdivided grid whose phase
-  interfaces are reconstructed smoothly from the segmentation (no voxel staircase).
+  interfaces are reconstructed smoothly from the segmentation (no voxel staircase);
+  :func:`part_porosity` - the grey porosity of a voxel's share of the phase on that grid.
 - :func:`upscale_blocks`, :func:`coarse_grid` - a block property map becomes the coarse grid of one
   conduction / Darcy solve over the whole volume (with ``property_map(..., margin=m)`` for
   oversampling).
@@ -19,8 +20,8 @@ scale can be solved directly.
 """
 
 from ooc.upscale.blocks import coarse_grid, upscale_blocks
-from ooc.upscale.grey import GreyLevels, grey_levels, grey_porosity
-from ooc.upscale.interface import refine_field, refine_labels
+from ooc.upscale.grey import GreyLevels, grey_levels, grey_porosity, shrink_porosity
+from ooc.upscale.interface import part_porosity, refine_field, refine_labels
 from ooc.upscale.relations import FORMS, Relation, fit_relation, fit_relations
 from ooc.upscale.transfer import (
     QUANTITIES,
@@ -43,8 +44,10 @@ __all__ = [
     "from_results",
     "grey_levels",
     "grey_porosity",
+    "part_porosity",
     "refine_field",
     "refine_labels",
     "rev_curve",
+    "shrink_porosity",
     "upscale_blocks",
 ]

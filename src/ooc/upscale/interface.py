@@ -11,7 +11,9 @@ a smooth reconstruction of the interfaces: every phase's indicator is interpolat
 ``order``) to the sub-voxel centres and the sub-voxel takes the phase whose indicator is largest.
 The coarse solve then runs on the refined grid (``factor``³ times the voxels, still far fewer
 than the fine scale's when ``factor`` is below the scale ratio); :func:`refine_field` carries a
-per-voxel property field onto it.
+per-voxel property field onto it, and :func:`part_porosity` the porosity of a voxel's share of
+the phase (a grey porosity counts the voxel's parts of other phases too; on the refined grid those
+parts are explicit, so the field must not count them again).
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["refine_field", "refine_labels"]
+__all__ = ["part_porosity", "refine_field", "refine_labels"]
+
+#: smallest share of a voxel taken as its phase part by part_porosity (noise grows as 1/share)
+MIN_SHARE = 0.25
 
 
 def _check_factor(factor: int) -> int:
@@ -112,3 +117,56 @@ def refine_field(field: np.ndarray, labels: np.ndarray, phase: int, factor: int)
     for ax in (-3, -2, -1):
         filled = np.repeat(filled, f, axis=ax)
     return filled
+
+
+def part_porosity(
+    porosity: np.ndarray,
+    labels: np.ndarray,
+    refined: np.ndarray,
+    *,
+    phase: int,
+    pore_label: int = 0,
+) -> np.ndarray:
+    """Porosity of the ``phase`` part of every voxel, given the refined grid's phase shares.
+
+    A voxel's grey porosity ``phi`` is that of everything inside it: ``phi = f_pore +
+    f_phase phi_phase`` with ``f_pore`` and ``f_phase`` its shares of resolved pore and of the
+    phase (solid the rest).  With the shares from :func:`refine_labels`' grid,
+    ``phi_phase = (phi - f_pore) / f_phase`` (clipped to [0, 1]; ``f_phase`` taken as at least
+    :data:`MIN_SHARE`).  Voxels of other labels, or where the phase's share is 0, keep ``phi``.
+
+    Parameters
+    ----------
+    porosity : numpy.ndarray, shape (nz, ny, nx)
+        Grey porosity of the coarse voxels (:func:`ooc.upscale.grey_porosity`).
+    labels : numpy.ndarray of int, same shape
+        The coarse segmentation.
+    refined : numpy.ndarray of int, shape (nz f, ny f, nx f)
+        :func:`refine_labels` of ``labels``.
+    phase, pore_label : int
+        The sub-resolution label and the resolved pore label.
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (nz, ny, nx)
+    """
+    phi = np.asarray(porosity, dtype=np.float32)
+    lab = np.asarray(labels)
+    if phi.shape != lab.shape:
+        raise ValueError(f"porosity {phi.shape} and labels {lab.shape} must have the same shape")
+    f = refined.shape[0] // lab.shape[0]
+    if f < 1 or refined.shape != tuple(s * f for s in lab.shape):
+        raise ValueError(
+            f"refined {refined.shape} must be the labels' shape {lab.shape} times one factor"
+        )
+    nz, ny, nx = lab.shape
+
+    def share(v: int) -> np.ndarray:
+        return (refined == v).reshape(nz, f, ny, f, nx, f).mean(axis=(1, 3, 5), dtype=np.float32)
+
+    f_phase, f_pore = share(phase), share(pore_label)
+    out = phi.copy()
+    m = (lab == phase) & (f_phase > 0)
+    part = (phi[m] - f_pore[m]) / np.maximum(f_phase[m], np.float32(MIN_SHARE))
+    out[m] = np.clip(part, 0.0, 1.0)
+    return out
