@@ -18,10 +18,17 @@ Sections
      matrix voxels' porosity comes from their grey value (partial volume, noise ``--noise`` of
      the pore-solid contrast), and the coarse solve takes the per-voxel field.
 
+   Each upscaled route is run with its coarse solve on the coarse grid (``/1``) and on a grid
+   subdivided ``--subdivide`` times with the phase interfaces reconstructed
+   (``ooc.upscale.refine_labels``; the per-voxel field then takes the porosity of each voxel's
+   matrix part, ``part_porosity``, after the noise spread is removed, ``shrink_porosity``).
+
 2. How the difference changes with the scale ratio (``--ratios``, first seed).
 3. Block upscaling (``--block-volume``³ synthetic two-phase volume, ``--block``³ blocks): the
    direct ``D_eff/D0`` beside a coarse solve over the block map without and with oversampling
    (``--margin``).
+4. Accuracy only (no timing, one process per seed, every solve done once): section 1's
+   differences for every seed, with the finer scan's ``D_eff/D0`` closed-sided and periodic.
 
 Usage::
 
@@ -47,6 +54,17 @@ AXES = ("z", "y", "x")
 #: grey levels of the imaging model of two_scale_case (used when a region lacks pore or grain)
 PORE_GREY, SOLID_GREY = 14_000.0, 44_000.0
 
+
+def _levels(grey: np.ndarray, lab: np.ndarray, noise: float) -> Any:
+    """Grey levels from the segmentation; the imaging model's where a label is missing."""
+    from ooc.upscale import GreyLevels, grey_levels
+
+    if (lab == 0).any() and (lab == 1).any():
+        return grey_levels(grey, lab, pore_label=0, solid_label=1, erode=0)
+    sigma = noise * (SOLID_GREY - PORE_GREY)
+    return GreyLevels(PORE_GREY, SOLID_GREY, sigma, sigma, 0, 0)
+
+
 # --------------------------------------------------------------------------------------
 # child side: one route per process
 
@@ -54,10 +72,8 @@ PORE_GREY, SOLID_GREY = 14_000.0, 44_000.0
 def _child(spec: dict[str, Any]) -> dict[str, float]:
     from ooc.simulate import conductivity, permeability, property_map, tortuosity
     from ooc.upscale import (
-        GreyLevels,
         fit_relations,
         from_results,
-        grey_levels,
         grey_porosity,
         part_porosity,
         refine_field,
@@ -107,10 +123,7 @@ def _child(spec: dict[str, Any]) -> dict[str, float]:
             rtol=1e-3,
         ).k_m2
     # per-voxel: grey levels from the segmentation, porosity from grey, relation from the map
-    if (lab == 0).any() and (lab == 1).any():
-        levels = grey_levels(d["grey"], lab, pore_label=0, solid_label=1, erode=0)
-    else:
-        levels = GreyLevels(PORE_GREY, SOLID_GREY, 0.0, 0.0, 0, 0)
+    levels = _levels(d["grey"], lab, float(d["noise"]))
     # the noise's spread removed; on a subdivided grid, the porosity of the matrix part only
     phi = shrink_porosity(
         grey_porosity(d["grey"], lab, levels, phase=2), lab, phase=2, noise=levels.porosity_noise
@@ -174,6 +187,7 @@ def two_scale_rows(
         scan=finer_scan(case, finer),
         fine_voxel_m=case.fine_voxel_m,
         ratio=ratio,
+        noise=noise,
     )
     del case
     _, base, _ = _run("baseline", npz)
@@ -199,6 +213,92 @@ def two_scale_rows(
                 ]
             )
     npz.unlink()
+    return rows
+
+
+def accuracy_rows(
+    seed: int,
+    coarse: int,
+    ratio: int,
+    finer: int,
+    noise: float,
+    props: list[str],
+    map_size: int,
+    subdivide: list[int],
+) -> list[list[str]]:
+    """Section 1's differences (upscaled / direct - 1) of one seed, every solve done once."""
+    from ooc.simulate import conductivity, permeability, property_map, tortuosity
+    from ooc.upscale import (
+        fit_relations,
+        grey_porosity,
+        part_porosity,
+        refine_field,
+        refine_labels,
+        shrink_porosity,
+    )
+    from ooc.upscale.testing import finer_scan, two_scale_case
+
+    case = two_scale_case(seed, coarse, ratio=ratio, grey=True, noise=noise, macro_fraction=0.05)
+    lab, fv = case.coarse_labels, case.fine_voxel_m
+    scan = finer_scan(case, finer)
+    levels = _levels(case.grey, lab, noise)
+    phi = shrink_porosity(
+        grey_porosity(case.grey, lab, levels, phase=2), lab, phase=2, noise=levels.porosity_noise
+    )
+    sub_map = (~scan[:map_size, :map_size, :map_size]).astype(np.uint8)
+    rows = []
+    for prop in props:
+        diffusion = prop == "diffusivity"
+        q = "relative_diffusivity" if diffusion else "permeability"
+        if diffusion:
+            direct = tortuosity(case.fine_pore, direction=AXES).relative_diffusivity
+            whole = tortuosity(scan, direction=AXES).relative_diffusivity
+            per = tortuosity(scan, direction=AXES, periodic=True).relative_diffusivity
+            note = "finer scan D closed " + " ".join(f"{whole[a]:.4f}" for a in AXES)
+            note += ", periodic " + " ".join(f"{per[a]:.4f}" for a in AXES)
+        else:
+            direct = permeability(case.fine_pore, voxel_size=fv, direction="z", rtol=1e-3).k_m2
+            whole = permeability(scan, voxel_size=fv, direction=AXES, rtol=1e-3).k_m2
+            note = "finer scan k " + " ".join(f"{whole[a]:.3g}" for a in AXES)
+        bm = property_map(sub_map, block_shape=ratio, voxel_size=fv, properties=(prop,))
+        rel = fit_relations(bm, q)[0]
+        constant = tuple(whole[a] for a in AXES)
+
+        def solve(
+            grid: np.ndarray, value: Any, sub: int, diffusion: bool = diffusion
+        ) -> dict[str, float]:
+            if diffusion:
+                return conductivity(
+                    grid, {0: 1.0, 1: 0.0, 2: value}, direction=AXES, reference=1.0
+                ).relative
+            return permeability(
+                grid,
+                voxel_size=fv * ratio / sub,
+                porous_phases={2: value},
+                direction="z",
+                rtol=1e-3,
+            ).k_m2
+
+        for sub in subdivide:
+            grid = refine_labels(lab, sub)
+            p = part_porosity(phi, lab, grid, phase=2) if sub > 1 else phi
+            field = refine_field(rel(p).astype(np.float32), lab, 2, sub)
+            for route, got in (
+                ("constant", solve(grid, constant, sub)),
+                ("per-voxel", solve(grid, field, sub)),
+            ):
+                rows.append(
+                    [
+                        str(seed),
+                        str(ratio),
+                        "D_eff/D0" if diffusion else "k_m2",
+                        f"{route} /{sub}",
+                        " ".join(f"{direct[d]:.4g}" for d in direct),
+                        " ".join(_pct(got[d], direct[d]) for d in direct),
+                        note if route == "constant" and sub == subdivide[0] else "",
+                    ]
+                )
+        print(f"  relation: {rel.formula()}", flush=True)
     return rows
 
 
@@ -321,6 +421,16 @@ def main() -> None:
                 seeds[0], args.coarse, r, args.finer, args.noise, props, tmp, args.map_size, subs
             )
             print_table(rows, TWO_SCALE_HEADER)
+            sys.stdout.flush()
+    if 4 in sections:
+        print(f"## 4. accuracy: {args.coarse}³ coarse -> {args.coarse * args.ratio}³ fine\n")
+        for s in seeds:
+            rows = accuracy_rows(
+                s, args.coarse, args.ratio, args.finer, args.noise, props, args.map_size, subs
+            )
+            print_table(
+                rows, ["seed", "ratio", "property", "route", "direct", "difference", "note"]
+            )
             sys.stdout.flush()
     if 3 in sections:
         print(
