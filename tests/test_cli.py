@@ -73,14 +73,14 @@ def test_ingest_verb_runs_the_flow_and_registers(
     assert entry["extra"]["acquisition"] == {"kV": 2, "detector": "InLens"}
 
 
-def test_history_shows_the_flow_run_and_checksum(
+def test_history_shows_the_checksum(
     ingested: tuple[Path, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     _, out = ingested
     assert main(["history", out, "--json"]) == 0
     (record,) = json.loads(capsys.readouterr().out)
     assert record["step"] == "ingest"
-    assert record["run_id"]  # the Prefect flow run's id
+    assert record["run_id"] is None  # no Prefect server configured: no flow run (see tests/deploy)
     assert len(record["inputs"][0]["sha256_tree"]) == 64
     assert record["inputs"][0]["files"] == 12
     assert main(["history", out]) == 0

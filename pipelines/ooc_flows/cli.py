@@ -1,8 +1,10 @@
 """The ``ooc`` command line: one verb per stage, plus ``run`` for the whole pipeline.
 
 Every verb reads the configuration (``ooc.config``); ``--data-dir``, ``--scheduler`` and
-``--config`` override it. Flows use Prefect's local API unless ``PREFECT_API_URL`` names a
-server; its database then lives under the data folder.
+``--config`` override it. A stage verb checks its inputs, then runs its stage on the Dask
+cluster: as a Prefect flow when a Prefect server is configured (``PREFECT_API_URL``), directly
+otherwise. ``run`` and ``reprocess`` always run Prefect flows, with Prefect's temporary local
+API when no server is configured (its database then lives under the data folder).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 from ooc.config import Settings, load_settings
 from ooc.errors import ConfigError, OocError
-from ooc_flows.services import end_orphaned_servers, mark_verb
+from ooc_flows.services import end_orphaned_servers, mark_verb, prefect_server_configured
 
 __all__ = ["main"]
 
@@ -65,8 +67,7 @@ _EXTRAS = {
 def _prepare_prefect(settings: Settings, *, debug: bool) -> None:
     """Prefect's local API keeps its SQLite database under the data folder; no telemetry; its
     failure tracebacks only with ``--debug`` (ooc prints the reason in one line)."""
-    home = os.environ.setdefault("PREFECT_HOME", str(Path(settings.data_dir).resolve() / "prefect"))
-    Path(home).expanduser().mkdir(parents=True, exist_ok=True)  # Prefect's SQLite needs the folder
+    os.environ.setdefault("PREFECT_HOME", str(Path(settings.data_dir).resolve() / "prefect"))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # Dask's own INFO logs (cluster start and stop) would reach Prefect's console handler
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
@@ -76,6 +77,13 @@ def _prepare_prefect(settings: Settings, *, debug: bool) -> None:
         os.environ["PREFECT_LOGGING_LEVEL"] = "CRITICAL"
     # the temporary server needs longer than the default 20 s on a busy 2-core machine
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+
+def _before_flow() -> None:
+    """What a verb does just before it runs a Prefect flow: end the temporary Prefect servers
+    of killed verbs, and make the folder of Prefect's local database."""
+    end_orphaned_servers()
+    Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
 
 
 _FLOWS = {
@@ -93,12 +101,18 @@ def _run_stage(
     stage: str, arguments: dict[str, Any], args: argparse.Namespace, settings: Settings
 ) -> dict[str, Any]:
     """Check the stage's inputs and parameters first (a mistake is one line within a couple of
-    seconds, before any service starts), then run it through its Prefect flow."""
+    seconds, before any service starts), then run it: as a Prefect flow when a Prefect server
+    is configured (the run shows there), otherwise directly on the Dask cluster (a temporary
+    Prefect API would only add seconds and record the run where nobody looks)."""
+    from ooc_flows._execute import execute_stage, stage_function
+
+    stage_function(stage)(**arguments, settings=settings, check_only=True)
+    if not prefect_server_configured():
+        end_orphaned_servers()
+        return execute_stage(stage, arguments, _overrides(args))
     import importlib
 
-    stages = importlib.import_module(f"ooc.stages.{stage}")
-    getattr(stages, f"run_{stage}")(**arguments, settings=settings, check_only=True)
-    end_orphaned_servers()
+    _before_flow()
     module, name = _FLOWS[stage]
     flow = getattr(importlib.import_module(module), name)
     return flow(**arguments, settings_overrides=_overrides(args))
@@ -482,7 +496,7 @@ def _cmd_reprocess(args: argparse.Namespace, settings: Settings) -> int:
     )
     from ooc_flows.reprocess import reprocess_flow
 
-    end_orphaned_servers()
+    _before_flow()
     out = reprocess_flow(
         sample=args.sample,
         stage=args.stage,
@@ -534,7 +548,7 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         load_spec(args.spec)  # a spec error is one line, before any work
     from ooc_flows.pipeline import pipeline_flow
 
-    end_orphaned_servers()
+    _before_flow()
 
     summary = pipeline_flow(
         spec=args.spec, seed=args.seed, shape=args.shape, settings_overrides=_overrides(args)

@@ -7,7 +7,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ooc import catalog
 from ooc.config import Settings
 from ooc.metadata import validate
 from ooc.stages.record import (
@@ -141,6 +140,8 @@ def run_stage(
         storage_options=options,
         **common,
     )
+    from ooc import catalog  # pandas, SQLAlchemy and Alembic: not before the work starts
+
     for url in [*product.companions, output]:
         catalog.register(
             url,
