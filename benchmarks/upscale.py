@@ -16,7 +16,9 @@ Sections
    - ``per-voxel``: the block map (blocks of one coarse voxel, ``ratio``³) of the finer scan's
      first ``--map-size``³ voxels gives a fitted relation ``D(phi)`` / ``k(phi)``; the coarse
      matrix voxels' porosity comes from their grey value (partial volume, noise ``--noise`` of
-     the pore-solid contrast), and the coarse solve takes the per-voxel field.
+     the pore-solid contrast; its spread removed, ``shrink_porosity``), and the coarse solve
+     takes the per-voxel field.  The relation's level is set so that the map's own blocks,
+     solved as the coarse grid is, give the finer scan's whole value (``calibrate_relation``).
 
    Each upscaled route is run with its coarse solve on the coarse grid (``/1``) and on a grid
    subdivided ``--subdivide`` times with the phase interfaces reconstructed
@@ -72,6 +74,7 @@ def _levels(grey: np.ndarray, lab: np.ndarray, noise: float) -> Any:
 def _child(spec: dict[str, Any]) -> dict[str, float]:
     from ooc.simulate import conductivity, permeability, property_map, tortuosity
     from ooc.upscale import (
+        calibrate_relation,
         fit_relations,
         from_results,
         grey_porosity,
@@ -135,7 +138,12 @@ def _child(spec: dict[str, Any]) -> dict[str, float]:
     bm = property_map(
         (~scan[:m, :m, :m]).astype(np.uint8), block_shape=ratio, voxel_size=fv, properties=(prop,)
     )
+    if diffusion:
+        whole = tortuosity(scan, direction=AXES).relative_diffusivity
+    else:
+        whole = permeability(scan, voxel_size=fv, direction=AXES, rtol=1e-3).k_m2
     rel = fit_relations(bm, "relative_diffusivity" if diffusion else "permeability")[0]
+    rel = calibrate_relation(rel, bm, whole, subdivide=sub)
     field = refine_field(rel(phi).astype(np.float32), lab, 2, sub)
     if diffusion:
         return conductivity(
@@ -229,6 +237,7 @@ def accuracy_rows(
     """Section 1's differences (upscaled / direct - 1) of one seed, every solve done once."""
     from ooc.simulate import conductivity, permeability, property_map, tortuosity
     from ooc.upscale import (
+        calibrate_relation,
         fit_relations,
         grey_porosity,
         part_porosity,
@@ -282,7 +291,8 @@ def accuracy_rows(
         for sub in subdivide:
             grid = refine_labels(lab, sub)
             p = part_porosity(phi, lab, grid, phase=2) if sub > 1 else phi
-            field = refine_field(rel(p).astype(np.float32), lab, 2, sub)
+            cal = calibrate_relation(rel, bm, whole, subdivide=sub)
+            field = refine_field(cal(p).astype(np.float32), lab, 2, sub)
             for route, got in (
                 ("constant", solve(grid, constant, sub)),
                 ("per-voxel", solve(grid, field, sub)),
@@ -295,7 +305,11 @@ def accuracy_rows(
                         f"{route} /{sub}",
                         " ".join(f"{direct[d]:.4g}" for d in direct),
                         " ".join(_pct(got[d], direct[d]) for d in direct),
-                        note if route == "constant" and sub == subdivide[0] else "",
+                        note
+                        if route == "constant" and sub == subdivide[0]
+                        else f"relation scale {cal.scale:.3f}"
+                        if route == "per-voxel"
+                        else "",
                     ]
                 )
         print(f"  relation: {rel.formula()}", flush=True)

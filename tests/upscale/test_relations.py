@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ooc.simulate import property_map
-from ooc.upscale import FORMS, fit_relation, fit_relations
+from ooc.upscale import FORMS, calibrate_relation, fit_relation, fit_relations
 
 PHI = np.linspace(0.3, 0.7, 25)
 
@@ -123,3 +123,48 @@ def test_relation_on_a_real_block_map():
     spread = np.log(d[ok] / np.exp(np.log(d[ok]).mean()))
     assert np.sqrt(np.mean(resid**2)) < 0.7 * np.sqrt(np.mean(spread**2))
     assert best.rms_log_error == pytest.approx(np.sqrt(np.mean(resid**2)), rel=1e-6)
+
+
+def _block_map(porosity: np.ndarray, block: int = 4) -> xr.Dataset:
+    """The variables of a property_map output that calibration reads (equal blocks)."""
+    nz, ny, nx = porosity.shape
+    return xr.Dataset(
+        {
+            "porosity": (("z", "y", "x"), porosity),
+            "z_size": ("z", np.full(nz, block)),
+            "y_size": ("y", np.full(ny, block)),
+            "x_size": ("x", np.full(nx, block)),
+        }
+    )
+
+
+@pytest.mark.parametrize("subdivide", [1, 2, 3])
+def test_calibration_of_layered_blocks_is_exact(subdivide):
+    """Block porosity varies along z only, y = phi^2: the grid conducts as the harmonic mean of
+    the layers along z and their arithmetic mean across, at any subdivision; the scale is the
+    geometric mean of effective / those."""
+    phi = np.linspace(0.3, 0.7, 5)[:, None, None] * np.ones((5, 3, 4))
+    rel = fit_relation(PHI, PHI**2, form="archie", quantity="q")
+    layers = np.linspace(0.3, 0.7, 5) ** 2
+    harmonic, arithmetic = 1 / np.mean(1 / layers), np.mean(layers)
+    effective = {"z": 0.2, "x": 0.3}
+    cal = calibrate_relation(rel, _block_map(phi), effective, subdivide=subdivide)
+    expected = np.sqrt(0.2 / harmonic * 0.3 / arithmetic)
+    assert cal.scale == pytest.approx(expected, rel=1e-6)
+    np.testing.assert_allclose(cal(PHI), expected * PHI**2, rtol=1e-6)
+    assert f"{cal.scale:.4g} x phi^2" in cal.formula()
+    # calibrating again starts from the fitted relation, not the scaled one
+    again = calibrate_relation(cal, _block_map(phi), effective, subdivide=subdivide)
+    assert again.scale == pytest.approx(cal.scale, rel=1e-9)
+
+
+def test_calibration_refuses_what_it_cannot_use():
+    rel = fit_relation(PHI, PHI**2, form="archie", quantity="q")
+    bm = _block_map(np.full((2, 2, 2), 0.5))
+    with pytest.raises(ValueError, match="effective"):
+        calibrate_relation(rel, bm, {"z": 0.0})
+    with pytest.raises(ValueError, match="subdivide"):
+        calibrate_relation(rel, bm, {"z": 0.1}, subdivide=0)
+    uneven = bm.assign(x_size=("x", np.array([4, 2])))
+    with pytest.raises(ValueError, match="equal blocks"):
+        calibrate_relation(rel, uneven, {"z": 0.1})

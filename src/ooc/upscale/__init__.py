@@ -6,7 +6,8 @@
 - :func:`grey_levels`, :func:`grey_porosity` - per-voxel porosity of a sub-resolution phase from
   its grey value; :func:`shrink_porosity` - its noise spread removed.
 - :func:`fit_relation`, :func:`fit_relations` - relations ``k(phi)``, ``D(phi)`` fitted on a finer
-  scan's block map (:class:`Relation`: callable on porosity fields, with its form and error).
+  scan's block map (:class:`Relation`: callable on porosity fields, with its form and error);
+  :func:`calibrate_relation` - its level set by the finer scan's whole solve.
 - :func:`refine_labels`, :func:`refine_field` - the coarse solve on a subdivided grid whose phase
   interfaces are reconstructed smoothly from the segmentation (no voxel staircase);
   :func:`part_porosity` - the grey porosity of a voxel's share of the phase on that grid.
@@ -22,7 +23,13 @@ scale can be solved directly.
 from ooc.upscale.blocks import coarse_grid, upscale_blocks
 from ooc.upscale.grey import GreyLevels, grey_levels, grey_porosity, shrink_porosity
 from ooc.upscale.interface import part_porosity, refine_field, refine_labels
-from ooc.upscale.relations import FORMS, Relation, fit_relation, fit_relations
+from ooc.upscale.relations import (
+    FORMS,
+    Relation,
+    calibrate_relation,
+    fit_relation,
+    fit_relations,
+)
 from ooc.upscale.transfer import (
     QUANTITIES,
     PhaseProperties,
@@ -37,6 +44,7 @@ __all__ = [
     "GreyLevels",
     "PhaseProperties",
     "Relation",
+    "calibrate_relation",
     "coarse_grid",
     "fit_relation",
     "fit_relations",
