@@ -1,16 +1,22 @@
-"""Two-scale consistency against the fully resolved material (reduced size: 8³ -> 64³).
+"""Two-scale consistency against the fully resolved material (reduced sizes).
 
-The issue's check is a 32³ coarse region against its 256³ fine truth (benchmarks/upscale.py);
-here the coarse region is 8³ coarse voxels (64³ fine, ratio 8), small enough for a unit test,
-at three seeds.  Grains are resolved at the coarse voxel with radii of 4-8 coarse voxels, so
-their staircase alone costs up to 5 % of D_eff at this size (measured with a homogeneous matrix),
-and a finer scan of 48³ or 64³ fine voxels is not a representative volume of the matrix (D_eff
-varies about 5 % between 64³ samples).  The tolerances asserted are what this size supports:
+The issue's check is a 32³ coarse region against its 256³ fine truth (benchmarks/upscale.py,
+section 4); here the sizes fit a unit test.
 
-- D_eff/D0 along z, y, x, per-voxel route (grey porosity -> D(phi) fitted on the 48³ finer
-  scan's 8³-block map): within 8 % on every axis, and closer to the truth than one constant per
-  phase.  Measured: seed 0: +3.7 -0.9 -1.2 %; seed 1: -6.8 +0.9 -3.5 %; seed 2: +3.3 +2.3 +2.8 %
-  (constant route: +9.4 +3.3 +5.2; -14.9 -3.0 -11.8; +7.5 +11.6 +4.0 %).
+- Resolved grains (4-8 coarse voxels) drawn as a voxel staircase cost the coarse D_eff 2-8 %
+  (measured against the same homogenised material at a 4x finer voxel): the coarse solve on a
+  4x subdivided grid with reconstructed interfaces (``refine_labels``) takes that to within 3 %.
+  Measured (16³ coarse, D_matrix 0.25), /1 -> /4: seed 0 -4.7 -3.9 -7.2 -> -0.8 +0.2 -2.6 %;
+  seed 1 -2.4 -2.3 -2.4 -> -0.1 -0.6 -0.3 %.
+- D_eff/D0 along z, y, x, 8³ -> 64³ with a 48³ finer scan (not a representative volume of the
+  matrix: D_eff varies about 5-10 % between 48³ samples) and grey noise 0.1 of the contrast.
+  Per-voxel route (grey porosity, noise spread removed, porosity of each voxel's matrix part on
+  the 4x grid, D(phi) fitted on 8³ blocks and calibrated to the whole scan): within 12 % on
+  every axis and closer to the truth than one constant per phase (the local grey porosity
+  follows the region's own matrix where the finer scan's differs).  Measured: seed 0
+  +1.6 -4.6 -3.5 %; seed 1 -10.5 -3.0 -3.6 %; seed 2 -1.3 -2.0 -1.3 % (constant /4:
+  +11.5 +3.7 +7.0; -12.7 -2.2 -9.0; +7.4 +11.7 +4.1 %).  Without the noise correction the
+  per-voxel route is 1-5 % lower (seed 1 z -13.7 %).
 - permeability along z, constant route (Brinkman with the 64³ finer scan's k per axis): within
   25 %.  Measured: +10.6, -18.9, +13.2 %.
 """
@@ -22,25 +28,56 @@ import numpy as np
 import pytest
 
 from ooc.simulate import conductivity, permeability, property_map, tortuosity
-from ooc.upscale import GreyLevels, fit_relations, from_results, grey_porosity
+from ooc.synth import render_labels
+from ooc.upscale import (
+    GreyLevels,
+    calibrate_relation,
+    fit_relations,
+    from_results,
+    grey_porosity,
+    part_porosity,
+    refine_field,
+    refine_labels,
+    shrink_porosity,
+)
 from ooc.upscale.testing import finer_scan, two_scale_case
 
 AXES = ("z", "y", "x")
-#: the imaging model's pore and solid grey (two_scale_case)
-LEVELS = GreyLevels(14_000.0, 44_000.0, 0.0, 0.0, 0, 0)
+NOISE = 0.1
+#: the imaging model's pore and solid grey (two_scale_case), with its noise
+_SIGMA = NOISE * 30_000.0
+LEVELS = GreyLevels(14_000.0, 44_000.0, _SIGMA, _SIGMA, 0, 0)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_reconstructed_interfaces_remove_the_staircase_of_resolved_grains(seed):
+    case = two_scale_case(seed, 16, ratio=4, macro_fraction=0.05)
+    values = {0: 1.0, 1: 0.0, 2: 0.25}
+    fine = render_labels(case.spec, "MicroCT", voxel_size=(1.0, 1.0, 1.0))
+    ref = conductivity(fine, values, direction=AXES, reference=1.0).relative
+    errs = {}
+    for sub in (1, 4):
+        grid = refine_labels(case.coarse_labels, sub)
+        got = conductivity(grid, values, direction=AXES, reference=1.0).relative
+        errs[sub] = [got[a] / ref[a] - 1 for a in AXES]
+    assert max(abs(e) for e in errs[4]) < 0.03, errs
+    assert max(abs(e) for e in errs[1]) > 0.02, errs
+    assert np.mean(np.abs(errs[4])) < 0.5 * np.mean(np.abs(errs[1])), errs
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_diffusivity_upscaled_from_a_finer_scan_matches_the_direct_solve(seed):
-    case = two_scale_case(seed, 8, grey=True)
+    case = two_scale_case(seed, 8, grey=True, noise=NOISE, macro_fraction=0.05)
     scan = finer_scan(case, 48)
     direct = tortuosity(case.fine_pore, direction=AXES).relative_diffusivity
-    lab = case.coarse_labels
+    lab, sub = case.coarse_labels, 4
+    grid = refine_labels(lab, sub)
     # one constant per phase: the finer scan's D_eff/D0 tensor (diagonal)
+    whole = tortuosity(scan, direction=AXES).relative_diffusivity
     props = from_results(diffusion=tortuosity(scan, direction=AXES))
     constant = conductivity(
-        lab,
+        grid,
         {0: 1.0, 1: 0.0, 2: props.value("relative_diffusivity")},
         direction=AXES,
         reference=1.0,
@@ -54,14 +91,17 @@ def test_diffusivity_upscaled_from_a_finer_scan_matches_the_direct_solve(seed):
             properties=("diffusivity",),
         )
     relation = fit_relations(bm, "relative_diffusivity")[0]
+    relation = calibrate_relation(relation, bm, whole, subdivide=sub)
     phi = grey_porosity(case.grey, lab, LEVELS, phase=2)
-    field = relation(phi).astype(np.float32)
+    phi = shrink_porosity(phi, lab, phase=2, noise=LEVELS.porosity_noise)
+    phi = part_porosity(phi, lab, grid, phase=2)
+    field = refine_field(relation(phi).astype(np.float32), lab, 2, sub)
     per_voxel = conductivity(
-        lab, {0: 1.0, 1: 0.0, 2: field}, direction=AXES, reference=1.0
+        grid, {0: 1.0, 1: 0.0, 2: field}, direction=AXES, reference=1.0
     ).relative
     err_voxel = [per_voxel[d] / direct[d] - 1 for d in AXES]
     err_const = [constant[d] / direct[d] - 1 for d in AXES]
-    assert max(abs(e) for e in err_voxel) < 0.08, err_voxel
+    assert max(abs(e) for e in err_voxel) < 0.12, err_voxel
     assert np.mean(np.abs(err_voxel)) < np.mean(np.abs(err_const)), (err_voxel, err_const)
 
 
