@@ -323,12 +323,23 @@ class Stencil7:
         groups = max(1, len(self._groups()))
         return self.xp.empty(self.work_size * factor * groups, dtype=dtype)
 
-    def matvec(self, u: Array, out: Array, work: Array) -> Array:
-        """``out = A u``; ``work`` comes from :meth:`work_buffer`."""
+    def matvec(self, u: Array, out: Array, work: Array, *, beta: float = 0.0) -> Array:
+        """``out = A u + beta out``; ``work`` comes from :meth:`work_buffer` (``factor=2`` when
+        ``beta`` is not 0: each slab of ``A u`` is formed there before it is added)."""
+        xp = self.xp
 
         def run(group: list[tuple[int, int]], w: Array) -> None:
+            if beta == 0.0:
+                for s, e in group:
+                    self._apply_slab(u, out[s:e], s, e, w)
+                return
+            ws = w.size // 2
             for s, e in group:
-                self._apply_slab(u, out[s:e], s, e, w)
+                os_ = out[s:e]
+                t = w[ws : ws + os_.size].reshape(os_.shape)
+                self._apply_slab(u, t, s, e, w[:ws])
+                xp.multiply(os_, beta, out=os_)
+                xp.add(os_, t, out=os_)
 
         self._run(run, work)
         return out

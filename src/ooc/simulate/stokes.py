@@ -71,7 +71,7 @@ from ooc.simulate.conduction import (
     phase_field,
     spanning_mask,
 )
-from ooc.simulate.multigrid import Multigrid, Stencil7, _dot_serial, dot, parallel_planes
+from ooc.simulate.multigrid import Multigrid, Stencil7, dot, parallel_planes
 from ooc.simulate.result import (
     AXES,
     MILLIDARCY_M2,
@@ -333,25 +333,38 @@ class _Saddle:
         )
         self.mu_s = 1.0
         self.masks = [c.active for c in self.comps]
-        self.works = [c.op.work_buffer(self.dtype) for c in self.comps]
+        self.works = [c.op.work_buffer(self.dtype, 2) for c in self.comps]
         self.shapes = [c.shape for c in self.comps] + [self.n]
+        # one finest-level residual buffer lent to the four multigrids in turn
+        self._mg_scratch = xp.empty(max(math.prod(s) for s in self.shapes), dtype=self.dtype)
+
+    def _scratch(self, shape: tuple[int, ...]) -> Array:
+        return self._mg_scratch[: math.prod(shape)].reshape(shape)
 
     # ---- block vectors: lists [u0, u1, u2, p] ----
     def zeros(self, dtype: Any = None) -> list[Array]:
         dt = self.dtype if dtype is None else dtype
         return [self.xp.zeros(s, dtype=dt) for s in self.shapes]
 
-    def apply(self, x: list[Array], y: list[Array], works: list[Array] | None = None) -> None:
-        """``y = K x`` with ``K = [[A, B^T], [B, 0]]`` (``works``: scratch per component).
+    def apply(
+        self,
+        x: list[Array],
+        y: list[Array],
+        works: list[Array] | None = None,
+        *,
+        beta: float = 0.0,
+    ) -> None:
+        """``y = K x + beta y`` with ``K = [[A, B^T], [B, 0]]`` (``works``: scratch per
+        component, :meth:`Stencil7.work_buffer` with ``factor=2``).
 
         Gradient and divergence are fused slab by slab along axis 0 (threads where it pays).
         """
         works = self.works if works is None else works
         p = x[3]
         for c in self.comps:
-            c.op.matvec(x[c.axis], y[c.axis], works[c.axis])
+            c.op.matvec(x[c.axis], y[c.axis], works[c.axis], beta=beta)
             self._add_gradient(c, p, y[c.axis])
-        self._divergence(x, y[3])
+        self._divergence(x, y[3], beta=beta)
 
     def _add_gradient(self, c: _Component, p: Array, yu: Array) -> None:
         """``yu += mask * (p[j] - p[j - 1])`` on every face ``j`` normal to ``c.axis``."""
@@ -393,14 +406,18 @@ class _Saddle:
         else:
             parallel_planes(p, side)
 
-    def _divergence(self, x: list[Array], yp: Array) -> None:
-        """``yp = -div u`` (sum over the three face grids), fused over slabs of cell planes."""
+    def _divergence(self, x: list[Array], yp: Array, *, beta: float = 0.0) -> None:
+        """``yp = -div u + beta yp`` (sum over the three face grids), fused over slabs of cell
+        planes."""
         xp = self.xp
         n0 = self.n[0]
 
         def run(s: int, e: int) -> None:
             out = yp[s:e]
-            out[...] = 0
+            if beta == 0.0:
+                out[...] = 0
+            else:
+                xp.multiply(out, beta, out=out)
             for a in range(3):
                 u = x[a]
                 na, per = self.n[a], self.periodic[a]
@@ -445,9 +462,9 @@ class _Saddle:
         """Block-diagonal SPD preconditioner."""
         xp = self.xp
         for c, mg in zip(self.comps, self.mgs, strict=True):
-            mg(r[c.axis], z[c.axis])
+            mg(r[c.axis], z[c.axis], self._scratch(c.shape))
             z[c.axis] *= c.active
-        self.pmg(r[3], z[3])
+        self.pmg(r[3], z[3], self._scratch(self.n))
         z[3] += self.mu_s * r[3]
         z[3] *= self.cell_active
         del xp
@@ -467,34 +484,34 @@ def _each(arrays: list[Array], fn: Any) -> float:
 
 def _minres(
     K: _Saddle,
-    b: list[Array],
+    r1: list[Array],
     x: list[Array],
     *,
     max_iter: int,
     rtol: float,
     check: Any,
 ) -> tuple[int, float, str]:
-    """Preconditioned MINRES (Paige-Saunders) on block vectors, in place on ``x`` (zero start).
+    """Preconditioned MINRES (Paige-Saunders) on block vectors for the correction ``K d = r1``.
 
-    The vector updates of one iteration are fused into three passes over slabs (threads where
-    it pays).  Returns (iterations, relative preconditioned residual estimate, stop reason);
-    ``check(it, x, rel)`` returning True stops.
+    ``r1`` (the residual, overwritten: it becomes MINRES's first Lanczos vector) and ``x`` (the
+    current solution, to which the correction is added in place) are block vectors of the working
+    dtype.  Six block vectors are live: ``x``, the Lanczos pair ``r1``/``r2`` (``K v`` is
+    accumulated into ``r1``), ``v`` (the preconditioner writes its output there once the new
+    search direction has taken the old ``v``) and two search directions (the newest written over
+    the oldest).  The vector updates run as passes over slabs (threads where it pays).  Returns
+    (iterations, relative preconditioned residual estimate, stop reason); ``check(it, x, rel)``
+    returning True stops.
     """
     xp = K.xp
-    for v in x:
-        v[...] = 0
-    r1 = [v.copy() for v in b]
-    y = K.zeros()
-    K.precond(r1, y)
-    beta1 = _bdot(r1, y)
+    v = K.zeros()
+    K.precond(r1, v)
+    beta1 = _bdot(r1, v)
     if beta1 <= 0:
         return 0, 0.0, "zero right-hand side"
     beta1 = math.sqrt(beta1)
-    r2 = [v.copy() for v in r1]
-    w = K.zeros()
-    w1 = K.zeros()
-    w2 = K.zeros()
-    v = K.zeros()
+    r2 = [a.copy() for a in r1]
+    wa = K.zeros()  # the older search direction; the new one is written over it
+    wb = K.zeros()
     oldb = 0.0
     beta = beta1
     dbar = 0.0
@@ -503,42 +520,55 @@ def _minres(
     cs, sn = -1.0, 0.0
     it = 0
 
-    def first(i: int, s: int, e: int) -> None:
-        xp.multiply(y[i][s:e], 1.0 / beta, out=v[i][s:e])
+    def scale_v(i: int, s: int, e: int, f: float = 1.0 / beta) -> None:
+        vs = v[i][s:e]
+        xp.multiply(vs, f, out=vs)
 
-    _each(v, first)
+    _each(v, scale_v)
     for it in range(1, max_iter + 1):
-        K.apply(v, y)
-        f1 = beta / oldb if it >= 2 else 0.0
-
-        def pass1(i: int, s: int, e: int, f1: float = f1, r1: list[Array] = r1) -> float:
-            ys = y[i][s:e]
-            if f1 != 0.0:
-                ys -= f1 * r1[i][s:e]
-            return _dot_serial(v[i][s:e].reshape(-1), ys.reshape(-1))
-
-        alfa = _each(y, pass1)
+        # r1 <- K v - (beta / oldb) r1
+        K.apply(v, r1, beta=-(beta / oldb) if it >= 2 else 0.0)
+        alfa = _bdot(v, r1)
         f2 = alfa / beta
 
         def pass2(
             i: int, s: int, e: int, f2: float = f2, r1: list[Array] = r1, r2: list[Array] = r2
         ) -> None:
-            # y -= f2 r2; the old r1 storage becomes the new r2 = y
-            ys = y[i][s:e]
-            ys -= f2 * r2[i][s:e]
-            r1[i][s:e] = ys
+            rs = r1[i][s:e]
+            rs -= f2 * r2[i][s:e]
 
-        _each(y, pass2)
-        r1, r2 = r2, r1
-        K.precond(r2, y)
-        oldb = beta
-        bb = _bdot(r2, y)
-        if bb < 0:
-            return it, phibar / beta1, "preconditioner not positive definite"
-        beta = math.sqrt(bb)
+        _each(r1, pass2)
+        r1, r2 = r2, r1  # r2 is the new Lanczos vector
         oldeps = epsln
         delta = cs * dbar + sn * alfa
         gbar = sn * dbar - cs * alfa
+
+        def pass3a(
+            i: int,
+            s: int,
+            e: int,
+            oe: float = oldeps,
+            de: float = delta,
+            wa: list[Array] = wa,
+            wb: list[Array] = wb,
+        ) -> None:
+            # unscaled new search direction v - oldeps w_old - delta w_prev, over w_old
+            ws = wa[i][s:e]
+            if oe != 0.0:
+                xp.multiply(ws, -oe, out=ws)
+                ws += v[i][s:e]
+            else:
+                ws[...] = v[i][s:e]
+            if de != 0.0:
+                ws -= de * wb[i][s:e]
+
+        _each(wa, pass3a)
+        K.precond(r2, v)
+        oldb = beta
+        bb = _bdot(r2, v)
+        if bb < 0:
+            return it, phibar / beta1, "preconditioner not positive definite"
+        beta = math.sqrt(bb)
         epsln = sn * beta
         dbar = -cs * beta
         gamma = max(math.hypot(gbar, beta), 1e-300)
@@ -546,34 +576,26 @@ def _minres(
         sn = beta / gamma
         phi = cs * phibar
         phibar = sn * phibar
-        # w_new = (v - oldeps w1 - delta w2) / gamma, rotating storage: w1 <- w2 <- w
-        w1, w2, w = w2, w, w1
         inv_b = 1.0 / beta if beta > 0 else 0.0
 
-        def pass3(
+        def pass3b(
             i: int,
             s: int,
             e: int,
             ga: float = gamma,
-            oe: float = oldeps,
-            de: float = delta,
             ph: float = phi,
             ib: float = inv_b,
-            w: list[Array] = w,
-            w1: list[Array] = w1,
-            w2: list[Array] = w2,
+            wa: list[Array] = wa,
         ) -> None:
-            ws, vs = w[i][s:e], v[i][s:e]
-            xp.multiply(vs, 1.0 / ga, out=ws)
-            if oe != 0.0:
-                ws -= (oe / ga) * w1[i][s:e]
-            if de != 0.0:
-                ws -= (de / ga) * w2[i][s:e]
+            ws = wa[i][s:e]
+            xp.multiply(ws, 1.0 / ga, out=ws)
             xs = x[i][s:e]
             xs += ph * ws
-            xp.multiply(y[i][s:e], ib, out=vs)  # next Lanczos vector
+            vs = v[i][s:e]
+            xp.multiply(vs, ib, out=vs)  # next Lanczos vector
 
-        _each(w, pass3)
+        _each(wa, pass3b)
+        wa, wb = wb, wa
         rel = phibar / beta1
         if check(it, x, rel):
             return it, rel, "criteria met"
@@ -593,6 +615,46 @@ def _flow_rates(K: _Saddle, u: Array) -> tuple[float, float]:
     return q_in, q_out
 
 
+def _rhs(K: _Saddle, out: list[Array], ratio: tuple[float, float, float]) -> list[Array]:
+    """The right-hand side into ``out`` (zeroed first): ``p_in = 1`` on the inlet face for a
+    pressure drop, a unit force times ``r_a`` on every open face for a body force."""
+    a = K.drive
+    for v in out:
+        v[...] = 0
+    if K.pressure:
+        out[a][_sl(a, 0)] = K.comps[a].active[_sl(a, 0)]
+    else:
+        out[a][...] = K.comps[a].active * ratio[a]
+    return out
+
+
+def _residual(K: _Saddle, x: list[Array], ratio: tuple[float, float, float]) -> list[Array]:
+    """``b - K x`` formed in float64 (one field at a time) and stored in the working dtype.
+
+    The float64 temporaries are three fields of one component, smaller than MINRES's vectors,
+    which are not alive when this runs.
+    """
+    xp = K.xp
+    res = _rhs(K, K.zeros(), ratio)
+    p64 = x[3].astype(np.float64)
+    for c in K.comps:
+        a = c.axis
+        u64 = x[a].astype(np.float64)
+        o64 = xp.empty(u64.shape, dtype=np.float64)
+        c.op.matvec(u64, o64, c.op.work_buffer(np.float64))
+        del u64
+        K._add_gradient(c, p64, o64)
+        xp.subtract(res[a], o64, out=o64)
+        res[a][...] = o64
+        del o64
+    del p64
+    o64 = xp.empty(K.n, dtype=np.float64)
+    K._divergence(x, o64)  # float64 sums of the working-dtype velocities
+    xp.subtract(res[3], o64, out=o64)
+    res[3][...] = o64
+    return res
+
+
 def _solve_flow(
     active: Array,
     alpha: tuple[Array, Array, Array] | None,
@@ -606,27 +668,23 @@ def _solve_flow(
     smooth: int,
     ratio: tuple[float, float, float] = (1.0, 1.0, 1.0),
 ) -> tuple[list[Array], ConvergenceInfo, float, float]:
-    """Solve one direction; returns (solution [v0, v1, v2, p] in float64, info, q_in, q_out).
+    """Solve one direction; returns (solution [v0, v1, v2, p] in the working dtype, info, q_in,
+    q_out).
 
     ``v_a = u_a / ratio[a]`` (see :class:`_Saddle`); the flow rates are sums of ``v`` over the
-    inlet and outlet faces.
+    inlet and outlet faces.  With a working dtype below float64, MINRES runs on corrections
+    inside an iterative refinement whose residuals are formed in float64 (:func:`_residual`);
+    each cycle's correction is added to the solution (kept in the working dtype) at its end.
     """
     t0 = time.perf_counter()
-    get_array_module(active)
     K = _Saddle(active, alpha, drive, periodic, pressure, dtype, smooth, ratio=ratio)
     n = K.n
     A_cross = math.prod(n[b] for b in range(3) if b != drive)
     L = n[drive]
-    # right-hand side
-    b = K.zeros()
-    if pressure:
-        b[drive][_sl(drive, 0)] = K.comps[drive].active[_sl(drive, 0)]  # p_in = 1 at face 0
-    else:
-        b[drive][...] = K.comps[drive].active * ratio[drive]  # unit force times r_a
     high = np.dtype(dtype) != np.float64
-    x_tot = K.zeros(np.float64) if high else None
-    x = K.zeros()
-    res_b = [v.copy() for v in b]
+    # the solution; below float64, refinement cycles after the first solve for a correction x
+    x_tot = K.zeros()
+    x = x_tot
 
     def k_of(q_in: float, q_out: float) -> float:
         q = 0.5 * (q_in + q_out)
@@ -638,13 +696,10 @@ def _solve_flow(
     state = {"imb": math.inf, "chg": math.inf, "q": (0.0, 0.0)}
 
     def check(it: int, xs: list[Array], rel: float) -> bool:
-        u = xs[drive]
-        if x_tot is not None:
+        q_in, q_out = _flow_rates(K, xs[drive])
+        if xs is not x_tot:
             q_in0, q_out0 = _flow_rates(K, x_tot[drive])
-            q_in1, q_out1 = _flow_rates(K, u)
-            q_in, q_out = q_in0 + q_in1, q_out0 + q_out1
-        else:
-            q_in, q_out = _flow_rates(K, u)
+            q_in, q_out = q_in + q_in0, q_out + q_out0
         big = max(abs(q_in), abs(q_out), 1e-300)
         state["imb"] = abs(q_in - q_out) / big
         kv = k_of(q_in, q_out)
@@ -659,23 +714,23 @@ def _solve_flow(
     reason = ""
     converged = False
     # outer refinement (a single pass when working in float64)
-    for _cycle in range(8 if high else 1):
-        if x_tot is not None:
-            # residual in float64: b - K x_tot
-            tmp = K.zeros(np.float64)
-            work64 = [c.op.work_buffer(np.float64) for c in K.comps]
-            K.apply(x_tot, tmp, work64)
-            for ri, bi, ti in zip(res_b, b, tmp, strict=True):
-                ri[...] = bi - ti
-            del tmp, work64
+    for cycle in range(8 if high else 1):
+        if cycle == 0:
+            res = _rhs(K, K.zeros(), ratio)
+        else:
+            res = _residual(K, x_tot, ratio)
+            if x is x_tot:
+                x = K.zeros()
         floor = min(1e-3 * rtol, 1e-10)
         it, rel, reason = _minres(
-            K, res_b, x, max_iter=max_iter - iters, rtol=1e-4 if high else floor, check=check
+            K, res, x, max_iter=max_iter - iters, rtol=1e-4 if high else floor, check=check
         )
-        iters += it
-        if x_tot is not None:
+        del res
+        if x is not x_tot:
             for xt, xi in zip(x_tot, x, strict=True):
                 xt += xi
+                xi[...] = 0
+        iters += it
         if reason in ("criteria met", "zero right-hand side", "exact solution"):
             converged = True
             break
@@ -683,16 +738,15 @@ def _solve_flow(
             break
         if iters >= max_iter or reason.startswith("preconditioner"):
             break
-    sol = x_tot if x_tot is not None else [v.astype(np.float64) for v in x]
-    del x, res_b
-    # report the true relative residual of the float64 solution
-    tmp = K.zeros(np.float64)
-    K.apply(sol, tmp, [c.op.work_buffer(np.float64) for c in K.comps])
-    num = sum(float(((bi - ti) ** 2).sum()) for bi, ti in zip(b, tmp, strict=True))
-    den = sum(float((bi.astype(np.float64) ** 2).sum()) for bi in b)
+    x = x_tot
+    # report the true relative residual (formed in float64)
+    res = _residual(K, x, ratio)
+    num = sum(dot(v, v) for v in res)
+    b = _rhs(K, res, ratio)
+    den = sum(dot(v, v) for v in b)
+    del res, b
     rel = math.sqrt(num / den) if den > 0 else 0.0
-    del tmp
-    q_in, q_out = _flow_rates(K, sol[drive])
+    q_in, q_out = _flow_rates(K, x[drive])
     big = max(abs(q_in), abs(q_out), 1e-300)
     imb = abs(q_in - q_out) / big
     if not converged and reason == "residual below rtol" and imb <= rtol:
@@ -706,7 +760,7 @@ def _solve_flow(
         time_s=time.perf_counter() - t0,
         stop_reason=reason,
     )
-    return sol, info, q_in, q_out
+    return x, info, q_in, q_out
 
 
 def _porous_drag(
@@ -883,13 +937,13 @@ def permeability(
         if return_velocity:
             vel = np.zeros((3, *n))
             for c in range(3):
-                u = to_numpy(sol[c]) * ratio[c]
+                u = to_numpy(sol[c]).astype(np.float64) * ratio[c]
                 nc = n[c]
                 if per[c]:
                     vel[c] = 0.5 * (u + np.roll(u, -1, axis=c))
                 else:
                     vel[c] = 0.5 * (u[_sl(c, slice(0, nc))] + u[_sl(c, slice(1, nc + 1))])
-            pres = np.where(to_numpy(act), to_numpy(sol[3]), np.nan)
+            pres = np.where(to_numpy(act), to_numpy(sol[3]).astype(np.float64), np.nan)
         k_m2 = k_vox * h0 * h0
         results[name] = FlowDirection(
             direction=name,
