@@ -252,3 +252,81 @@ def test_memory_per_task_does_not_grow_with_the_volume(tmp_path: Path, depth: in
             progress=False,
         )
     assert 0 < reader.largest <= budget
+
+
+def _write_stack(folder: Path, volume: np.ndarray) -> Path:
+    import tifffile
+
+    folder.mkdir(parents=True)
+    for z, plane in enumerate(volume):
+        tifffile.imwrite(folder / f"z{z:03d}.tif", plane)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("chunks", "budget", "streamed", "fused"),
+    [
+        ((8, 16, 16), 2**30, True, True),  # whole slices per region: hashed while read
+        ((8, 8, 8), 1, True, False),  # one chunk per region: files hashed apart
+        ((5, 9, 7), 2**30, False, True),  # regions start at odd z: level 1 from the store
+    ],
+)
+def test_stack_ingest_streams_the_pyramid_and_hashes_as_provenance_defines(
+    tmp_path: Path, grey_volume: np.ndarray, chunks, budget, streamed, fused
+) -> None:
+    import dask
+
+    from ooc.provenance import file_digest_tasks, input_digest
+
+    stack = _write_stack(tmp_path / "stack", grey_volume)
+    out = str(tmp_path / "out.zarr")
+    report = ingest(
+        open_reader(stack), out, META, chunks=chunks, max_region_bytes=budget, progress=False
+    )
+    group = zarr.open_group(out, mode="r")
+    expected = grey_volume
+    for level in range(report.levels):
+        np.testing.assert_array_equal(group[str(level)][...], expected)
+        expected = downsample_mean(expected)
+    assert ("pyramid from store" in report.phases) == (not streamed)
+    assert ("hash (separate pass)" in report.phases) == (not fused)
+    files = open_reader(stack).files()
+    digest = input_digest(files, dask.compute(*file_digest_tasks(files)))
+    assert report.input_sha256 == digest["sha256_tree"]
+    assert group.attrs["ooc_history"][0]["inputs"][0]["sha256_tree"] == digest["sha256_tree"]
+
+
+def test_resume_after_a_crash_mid_stream(
+    tmp_path: Path, grey_volume: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash after some regions: the re-run skips them, builds the coarse regions that needed
+    them from the store, hashes their files apart, and ends byte-identical."""
+    import importlib
+
+    import dask
+
+    ingest_module = importlib.import_module("ooc.io.ingest")  # the package exports the function
+    stack = _write_stack(tmp_path / "stack", grey_volume)
+    kw = {"chunks": (8, 16, 16), "progress": False}
+    reference = ingest(open_reader(stack), str(tmp_path / "ref.zarr"), META, **kw)
+    real = ingest_module._ingest_region
+    calls = []
+
+    def crash_on_third(*args, **kwargs):
+        calls.append(args[3])
+        if len(calls) == 3:
+            raise RuntimeError("simulated crash")
+        return real(*args, **kwargs)
+
+    out = str(tmp_path / "out.zarr")
+    monkeypatch.setattr(ingest_module, "_ingest_region", crash_on_third)
+    with dask.config.set(scheduler="synchronous"), pytest.raises(RuntimeError, match="simulated"):
+        ingest(open_reader(stack), out, META, **kw)
+    monkeypatch.undo()
+    report = ingest(open_reader(stack), out, META, **kw)
+    assert report.resumed
+    assert report.regions_skipped == 2
+    assert "pyramid from store" in report.phases
+    assert "hash (separate pass)" in report.phases
+    assert report.input_sha256 == reference.input_sha256
+    assert _chunk_files(out) == _chunk_files(str(tmp_path / "ref.zarr"))

@@ -346,3 +346,41 @@ def test_npy_must_be_3d(tmp_path: Path) -> None:
     np.save(tmp_path / "v.npy", np.zeros((4, 4)))
     with pytest.raises(InputError, match=r"shape \(4, 4\); expected 3D"):
         open_reader(tmp_path / "v.npy")
+
+
+@pytest.mark.parametrize(
+    ("compression", "byteorder", "box"),
+    [
+        (None, "<", (slice(0, 6), slice(0, 20), slice(0, 24))),
+        (None, ">", (slice(2, 5), slice(0, 20), slice(0, 24))),
+        ("zlib", "<", (slice(1, 6), slice(0, 20), slice(0, 24))),
+        (None, "<", (slice(0, 3), slice(4, 11), slice(5, 23))),
+    ],
+)
+def test_read_hashed_reads_and_hashes_each_slice_file_once(
+    tmp_path: Path, compression: str | None, byteorder: str, box
+) -> None:
+    """The voxels equal a plain read, and each digest is the SHA-256 of the whole file."""
+    import hashlib
+
+    volume = np.random.default_rng(5).integers(0, 60000, size=(6, 20, 24), dtype=np.uint16)
+    folder = tmp_path / "stack"
+    folder.mkdir()
+    for z, plane in enumerate(volume):
+        tifffile.imwrite(
+            folder / f"s{z:02d}.tif", plane, compression=compression, byteorder=byteorder
+        )
+    reader = open_reader(folder)
+    timer: dict[str, float] = {}
+    data, digests = reader.read_hashed(box, timer=timer)
+    np.testing.assert_array_equal(data, volume[box])
+    assert data.dtype == np.dtype("uint16")  # native order, whatever the file's
+    expected = [hashlib.sha256(p.read_bytes()).hexdigest() for p in reader.paths[box[0]]]
+    assert digests == expected
+    assert set(timer) == {"read", "hash", "decode"}
+    out = np.zeros_like(data)
+    again, _ = reader.read_hashed(box, out=out)
+    assert again is out
+    np.testing.assert_array_equal(out, volume[box])
+    with pytest.raises(ValueError, match="out is"):
+        reader.read_hashed(box, out=np.zeros((1, 1, 1), dtype=np.uint16))

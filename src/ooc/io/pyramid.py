@@ -24,15 +24,23 @@ def downsample_mean(block: np.ndarray) -> np.ndarray:
     """Mean of each 2x2x2 cell; integers are rounded half up, floats keep their type."""
     block = _even(block)
     if np.issubdtype(block.dtype, np.integer):
-        # pairwise sums in a wide type, axis by axis: exact, and ~6x faster than a reshaped mean
+        # pairwise sums in a wide type, axis by axis, one output slice at a time: exact, and
+        # the temporaries stay small (they fit the cache; no fresh pages for a large block)
         wide = np.int64 if block.dtype.itemsize > 2 or block.dtype.kind == "i" else np.uint32
-        total = block[0::2].astype(wide)
-        total += block[1::2]
-        total = total[:, 0::2] + total[:, 1::2]
-        total = total[:, :, 0::2] + total[:, :, 1::2]
-        return ((total + 4) // 8).astype(block.dtype)
+        out = np.empty([s // 2 for s in block.shape], dtype=block.dtype)
+        for k in range(out.shape[0]):
+            total = block[2 * k].astype(wide)
+            total += block[2 * k + 1]
+            total = total[0::2] + total[1::2]
+            total = total[:, 0::2] + total[:, 1::2]
+            total += 4
+            total >>= 3  # floor division by 8 (an arithmetic shift for signed types too)
+            out[k] = total
+        return out
     z, y, x = (s // 2 for s in block.shape)
-    return block.reshape(z, 2, y, 2, x, 2).mean(axis=(1, 3, 5), dtype=np.float64).astype(block.dtype)
+    return (
+        block.reshape(z, 2, y, 2, x, 2).mean(axis=(1, 3, 5), dtype=np.float64).astype(block.dtype)
+    )
 
 
 def downsample_mode(block: np.ndarray) -> np.ndarray:

@@ -41,10 +41,11 @@ STATUS_COMPLETE = "complete"
 STATUS_WRITING = "writing"
 
 
-def blosc_codec(dtype: np.dtype, clevel: int = 3) -> BloscCodec:
-    """Blosc with zstd: byte shuffle for multi-byte types, bit shuffle for 1-byte labels."""
+def blosc_codec(dtype: np.dtype, clevel: int = 3, cname: str = "zstd") -> BloscCodec:
+    """Blosc with ``cname`` ("zstd" or "lz4"): byte shuffle for multi-byte types, bit shuffle
+    for 1-byte labels."""
     shuffle = BloscShuffle.bitshuffle if np.dtype(dtype).itemsize == 1 else BloscShuffle.shuffle
-    return BloscCodec(cname="zstd", clevel=clevel, shuffle=shuffle)
+    return BloscCodec(cname=cname, clevel=clevel, shuffle=shuffle)
 
 
 def level_shapes(
@@ -218,12 +219,14 @@ class VolumeStore:
         levels: int | None = None,
         max_region_bytes: int = 64 * 2**20,
         clevel: int = 3,
+        cname: str = "zstd",
         channels: int | None = None,
         regions: tuple[int, int, int] | None = None,
         storage_options: dict[str, Any] | None = None,
     ) -> tuple[VolumeStore, bool]:
         """Create the store, or reopen an unfinished one written with the same plan.
 
+        ``clevel`` and ``cname`` choose the Blosc compressor (see :func:`blosc_codec`).
         ``channels`` adds a leading channel axis ``c`` (e.g. one per class, for probabilities);
         ``shape`` and ``chunks`` stay the spatial (z, y, x) ones. ``regions`` fixes level 0's
         write-region shape (to write several stores region by region in step).
@@ -250,6 +253,7 @@ class VolumeStore:
             "levels": [list(s) for s in shapes],
             "regions": grids,
             "clevel": clevel,
+            **({"cname": cname} if cname != "zstd" else {}),
             **({"channels": channels} if channels is not None else {}),
             **plan_extra,
         }
@@ -278,7 +282,7 @@ class VolumeStore:
                 "ooc_history": [],
             }
         )
-        codec = blosc_codec(dtype, clevel)
+        codec = blosc_codec(dtype, clevel, cname)
         lead = () if channels is None else (channels,)
         for level, lshape in enumerate(shapes):
             group.create_array(
