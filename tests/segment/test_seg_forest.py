@@ -20,6 +20,7 @@ from ooc.segment import (
     multi_otsu,
     save_model,
     segmentation,
+    select_bank,
     simulate_scribbles,
     train_forest,
     uncertain_regions,
@@ -219,3 +220,40 @@ def test_end_to_end_from_ooc_stores(tmp_path, microct: tuple[np.ndarray, np.ndar
     np.testing.assert_allclose(ds["z"].values, vol["z"].values)
     assert json.loads(ds.attrs["class_names"]) == {"1": "pore", "2": "grain", "3": "micro-porous"}
     assert np.mean(list(iou(ds["labels"].values.astype(int) - 1, truth, [0, 1, 2]).values())) > 0.7
+
+
+@pytest.mark.parametrize(
+    ("n_features", "kept"),
+    [
+        (1, {"hessian": [1.6]}),
+        (2, {"gaussian": [0.0], "hessian": [1.6]}),
+        (3, {"gaussian": [0.0, 1.0], "hessian": [1.6]}),
+    ],
+)
+def test_select_bank_keeps_the_filters_of_the_best_channels(n_features: int, kept: dict) -> None:
+    spec = FeatureSpec(filters={"gaussian": [0.0, 1.0], "hessian": [1.6]}, truncate=3.0)
+    # channels: gaussian_s0, gaussian_s1, hessian_e0/e1/e2_s1.6
+    chosen = select_bank(spec, [0.2, 0.06, 0.05, 0.5, 0.04], n_features)
+    assert chosen.to_dict() == {**spec.to_dict(), "filters": kept}
+    with pytest.raises(ValueError, match="one per channel"):
+        select_bank(spec, [0.5, 0.5], 1)
+
+
+def test_forest_with_feature_selection_is_the_forest_of_the_pruned_bank(small_case: tuple) -> None:
+    truth, grey, _ = small_case
+    ann = simulate_scribbles(truth, fraction=0.003, radius=0.5, margin=0.0, seed=1)
+    full = FeatureSpec(filters={"gaussian": [0.0, 1.0, 3.5], "gradient": [1.0], "hessian": [1.6]})
+    pruned = train_forest(grey, ann, full, n_estimators=10, max_depth=6, n_features=2)
+    first = train_forest(grey, ann, full, n_estimators=10, max_depth=6)
+    imp = first.estimator.feature_importances_
+    best = {first.feature_names[i] for i in np.argsort(-imp)[:2]}
+    assert best <= set(pruned.feature_names)
+    assert pruned.spec.n_channels() < full.n_channels()
+    sel = pruned.provenance["parameters"]["feature_selection"]
+    assert sel["from_channels"] == full.n_channels()
+    assert sel["n_features"] == 2
+    # the same forest as one trained on the pruned bank from the start
+    direct = train_forest(grey, ann, pruned.spec, n_estimators=10, max_depth=6)
+    a = pruned.predict_proba(grey, device="cpu").compute()
+    b = direct.predict_proba(grey, device="cpu").compute()
+    np.testing.assert_allclose(a, b, atol=1e-6)

@@ -29,7 +29,13 @@ The workflow (train, look, add labels, train again)::
 from typing import Any
 
 from ooc.segment.annotations import Annotations, load_annotations, rasterize
-from ooc.segment.forest import TrainedForest, forest_probabilities, train_forest, training_features
+from ooc.segment.forest import (
+    TrainedForest,
+    forest_probabilities,
+    select_bank,
+    train_forest,
+    training_features,
+)
 from ooc.segment.metrics import confusion_matrix, iou, match_labels, mean_iou, multi_otsu
 from ooc.segment.models import load_model, save_model
 from ooc.segment.predict import segmentation
@@ -73,6 +79,7 @@ __all__ = [
     "rasterize",
     "save_model",
     "segmentation",
+    "select_bank",
     "simulate_scribbles",
     "train_forest",
     "train_unet",

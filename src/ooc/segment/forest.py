@@ -15,7 +15,7 @@ import math
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import dask
@@ -24,6 +24,7 @@ import numpy as np
 
 from ooc.features import FeatureSpec, as_volume, cupy_available, features_at, intensity_range
 from ooc.features.chunked import map_blocks_with_halo
+from ooc.features.spec import FILTERS
 from ooc.features.stack import feature_stack
 from ooc.provenance import make_record
 from ooc.segment.annotations import Annotations, load_annotations
@@ -33,6 +34,7 @@ __all__ = [
     "TrainedForest",
     "forest_probabilities",
     "prediction_block",
+    "select_bank",
     "train_forest",
     "training_features",
 ]
@@ -162,6 +164,47 @@ def training_features(
     return X, annotations.labels.copy(), info
 
 
+def select_bank(
+    spec: FeatureSpec, importances: Sequence[float], n_features: int, *, ndim: int = 3
+) -> FeatureSpec:
+    """The smallest part of a filter bank that holds its ``n_features`` most important channels.
+
+    Parameters
+    ----------
+    spec
+        The full bank.
+    importances
+        One value per channel of ``spec`` (``spec.channel_names(ndim)`` order), e.g. a
+        forest's ``feature_importances_``.
+    n_features
+        How many of the most important channels to keep (ties broken by channel order).
+
+    Returns
+    -------
+    FeatureSpec
+        ``spec`` with only the (filter, scale) pairs those channels come from, other options
+        unchanged; an eigenvalue filter keeps all its channels, so the result may have a few
+        more than ``n_features``.
+    """
+    owners = [
+        (name, s)
+        for name, scales in spec.filters
+        for s in scales
+        for _ in range(FILTERS[name] or ndim)
+    ]
+    imp = np.asarray(importances, dtype=float)
+    if imp.shape != (len(owners),):
+        raise ValueError(f"need {len(owners)} importances (one per channel), got {imp.shape}")
+    if n_features < 1:
+        raise ValueError(f"n_features must be >= 1, got {n_features}")
+    best = np.argsort(-imp, kind="stable")[:n_features]
+    kept: dict[str, list[float]] = {}
+    for i in sorted(best):
+        name, s = owners[i]
+        kept.setdefault(name, []).append(s)
+    return replace(spec, filters=kept)
+
+
 def _resolve_device(device: str) -> str:
     if device == "auto":
         return "gpu" if cupy_available() else "cpu"
@@ -185,6 +228,7 @@ def train_forest(
     random_state: int = 0,
     device: str = "cpu",
     tile: int = 64,
+    n_features: int | None = None,
 ) -> TrainedForest:
     """Train a random forest on the labelled voxels of a volume.
 
@@ -212,6 +256,11 @@ def train_forest(
         ``"cpu"``, ``"gpu"`` (CuPy kernels) or ``"auto"`` for computing the features.
     tile
         Edge (voxels) of the cubes labelled voxels are grouped by for filtering.
+    n_features
+        Prune the bank as ilastik's feature selection does: fit a forest on all of ``spec``,
+        keep the filters and scales of its ``n_features`` most important channels
+        (:func:`select_bank`) and fit the returned forest on those alone, so prediction
+        computes only them. None keeps the whole bank.
 
     Returns
     -------
@@ -261,20 +310,39 @@ def train_forest(
         if isinstance(class_weight, Mapping)
         else class_weight
     )
-    est = RandomForestClassifier(
-        n_estimators=n_estimators,
-        max_depth=max_depth,
-        min_samples_leaf=min_samples_leaf,
-        max_features=max_features,
-        class_weight=cw,
-        n_jobs=n_jobs,
-        random_state=random_state,
-        oob_score=True,
-    )
-    with warnings.catch_warnings():
-        # few trees leave some samples without out-of-bag votes; the score is still useful
-        warnings.filterwarnings("ignore", message="Some inputs do not have OOB scores")
-        est.fit(X, y)
+
+    def fit(features: np.ndarray) -> Any:
+        est = RandomForestClassifier(
+            n_estimators=n_estimators,
+            max_depth=max_depth,
+            min_samples_leaf=min_samples_leaf,
+            max_features=max_features,
+            class_weight=cw,
+            n_jobs=n_jobs,
+            random_state=random_state,
+            oob_score=True,
+        )
+        with warnings.catch_warnings():
+            # few trees leave some samples without out-of-bag votes; the score is still useful
+            warnings.filterwarnings("ignore", message="Some inputs do not have OOB scores")
+            est.fit(features, y)
+        return est
+
+    ndim = len(vols[0].shape)
+    est = fit(X)
+    selection = None
+    if n_features is not None and n_features < X.shape[1]:
+        full = spec
+        spec = select_bank(full, est.feature_importances_, n_features, ndim=ndim)
+        all_channels = full.channel_names(ndim)
+        X = X[:, [all_channels.index(n) for n in spec.channel_names(ndim)]]
+        selection = {
+            "from_channels": len(all_channels),
+            "n_features": n_features,
+            "channels": spec.n_channels(ndim),
+            "full_oob_accuracy": float(est.oob_score_),
+        }
+        est = fit(X)
     params = {
         "n_estimators": n_estimators,
         "max_depth": max_depth,
@@ -287,6 +355,7 @@ def train_forest(
         "labelled_voxels": counts,
         "labelled_fraction": float(len(y) / sum(np.prod(v.shape) for v in vols)),
         "oob_accuracy": float(est.oob_score_),
+        "feature_selection": selection,
         "training": {**info, "seconds": round(time.perf_counter() - t0, 3), "device": device},
     }
     inputs = []
