@@ -140,6 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trees", type=int, default=50)
     parser.add_argument("--depth", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--select",
+        type=int,
+        help="prune ooc's bank to the filters of its N most important channels (train_forest "
+        "n_features); the scipy route computes the same pruned bank",
+    )
     parser.add_argument("--workdir", type=Path, help="default: a temporary folder under ./")
     args = parser.parse_args(argv)
 
@@ -159,7 +165,13 @@ def main(argv: list[str] | None = None) -> int:
         import dask.array as da
 
         model = train_forest(
-            da.from_zarr(grey), ann, spec, n_estimators=args.trees, max_depth=args.depth, n_jobs=1
+            da.from_zarr(grey),
+            ann,
+            spec,
+            n_estimators=args.trees,
+            max_depth=args.depth,
+            n_jobs=1,
+            n_features=args.select,
         )
         save_model(model, work / "ooc.model")
         py = sys.executable
@@ -196,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"volume: {args.size}³ = {n / 1e6:.1f} M voxels uint16 ({n * 2 / 2**20:.0f} MiB), "
             f"{ann.n_voxels} labelled voxels ({ann.fraction:.3%}); forest {args.trees} trees, "
-            f"depth {args.depth}; ooc bank {spec.n_channels(3)} features"
+            f"depth {args.depth}; ooc bank {model.spec.n_channels(3)} features"
+            + (f" (the best {args.select} of {spec.n_channels(3)} selected)" if args.select else "")
         )
         print(
             f"{'route':<42} {'seconds':>8} {'wall s':>7} {'Mvox/s':>7} {'peak GiB':>9} {'mIoU':>6}"

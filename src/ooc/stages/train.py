@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ooc.config import Settings
+from ooc.errors import ConfigError
 from ooc.features import FeatureSpec
 from ooc.segment import load_annotations, save_model, train_forest
 from ooc.stages._run import Context, Outcome, Product, run_stage
@@ -34,6 +35,7 @@ def run_train(
     class_weight: str | None = None,
     class_names: dict[str, str] | None = None,
     n_estimators: int = 100,
+    n_features: int | None = None,
     check_only: bool = False,
 ) -> Outcome | None:
     """Train a forest on the labelled voxels of ``volume`` (features only around them) and save
@@ -41,7 +43,9 @@ def run_train(
 
     ``annotations``: a label TIFF of the volume's shape (0 = unlabelled, 1.. = classes), a JSON
     file of shapes (``schemas/annotations.schema.json``) or a label store; ``class_names``
-    names the label values (``{"1": "pore", ...}``).
+    names the label values (``{"1": "pore", ...}``). ``n_features`` prunes the filter bank to
+    the filters of the forest's most important channels (:func:`ooc.segment.select_bank`), so
+    segmenting with the model computes only those.
 
     With ``check_only``, inputs and parameters are checked and nothing runs (returns None).
     """
@@ -51,6 +55,12 @@ def run_train(
         "class_names": dict(class_names or {}),
         "n_estimators": n_estimators,
     }
+    if n_features is not None:  # only when set: earlier runs' parameters stay the same
+        if n_features < 1:
+            raise ConfigError(
+                f"train: field 'n_features' is {n_features}; expected an integer >= 1"
+            )
+        parameters["n_features"] = n_features
     vol, vol_parent = open_input(volume, kind="grey", role="volume", settings=settings)
     parents = [vol_parent, annotations_parent(annotations, settings)]
     # read and checked before any work (shape, labels): sparse labels are small next to a scan
@@ -59,7 +69,14 @@ def run_train(
 
     def body(ctx: Context) -> Product:
         spec = FeatureSpec(filters=filters) if filters else FeatureSpec()
-        trained = train_forest(vol, ann, spec, class_weight=class_weight, n_estimators=n_estimators)
+        trained = train_forest(
+            vol,
+            ann,
+            spec,
+            class_weight=class_weight,
+            n_estimators=n_estimators,
+            n_features=n_features,
+        )
         folder = save_model(trained, ctx.url)
         weights = model_weights_digest(str(folder))
         return Product(
