@@ -37,6 +37,9 @@ Usage::
     .venv/bin/python benchmarks/upscale.py --smoke            # tiny sizes, sections 1 and 3
     .venv/bin/python benchmarks/upscale.py                    # 16³ -> 128³, 3 seeds, 128³ blocks
     .venv/bin/python benchmarks/upscale.py --coarse 32 --block-volume 512 --block 64   # full size
+    # full size in pieces of under 10 minutes each (2 cores):
+    .venv/bin/python benchmarks/upscale.py --sections 4 --coarse 32 --seeds 0 --properties diffusivity
+    .venv/bin/python benchmarks/upscale.py --sections 3 --block-volume 512 --block 64 --block-routes direct
 """
 
 from __future__ import annotations

@@ -22,9 +22,9 @@ the scale it was measured at.  :func:`calibrate_relation` then sets its level so
 scan's own blocks, given the relation's values and solved as one coarse grid the way the coarse
 scan will be, give the finer scan's whole-solve value: the relation's shape comes from the
 blocks, its level from the whole scan (a block solved alone with closed sides is not the same
-material as a block among neighbours, and the coarse solve's coupling of cells is its own).  On the synthetic two-scale case (``ooc.upscale.testing``, ratio
-8) relations from 8³-block maps gave coarse ``D_eff`` within about 3 % of the direct solve where
-16³-block relations were 5-16 % low.
+material as a block among neighbours, and the coarse solve's coupling of cells is its own).
+On the synthetic two-scale case (``ooc.upscale.testing``, ratio 8), 16³-block relations put the
+coarse ``D_eff`` 5-16 % low where 8³-block relations did not.
 """
 
 from __future__ import annotations
