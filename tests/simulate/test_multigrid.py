@@ -139,3 +139,39 @@ def test_pcg_solves_the_dense_system(shape, periodic):
     assert info.converged
     np.testing.assert_allclose((A @ x.ravel()), b.ravel(), atol=1e-9 * np.abs(b).max())
     assert info.iterations < 40
+
+
+@pytest.mark.parametrize("values", [(0.0, 0.7), (0.0, 0.35, 0.7), (0.0, 0.3, 0.7), (0.0,)])
+@pytest.mark.parametrize("periodic", [(False, False, False), (True, False, True)])
+def test_compact_conductances_give_the_same_operator(monkeypatch, values, periodic):
+    # two-phase images and walls give conductances in {0, s, 2 s}: stored as uint8 times s
+    monkeypatch.setattr(mgm, "SLAB_ELEMENTS", 40)  # several slabs in the check and the kernels
+    rng = np.random.default_rng(1)
+    shape = (6, 5, 7)
+    g = tuple(rng.choice(np.array(values, np.float32), size=shape) for _ in range(3))
+    packed = [mgm.compact_conductance(ga) for ga in g]
+    fits = len(values) < 3 or values[1] * 2 == values[2]
+    for (q, s), ga in zip(packed, g, strict=True):
+        assert (q.dtype == np.uint8) == fits
+        np.testing.assert_array_equal(q.astype(np.float32) * np.float32(s), ga)
+    d = rng.random(shape).astype(np.float32)
+    full = Stencil7(g, d_lap=d, periodic=periodic)
+    small = Stencil7(
+        tuple(p[0] for p in packed),  # type: ignore[arg-type]
+        d_lap=d,
+        periodic=periodic,
+        g_scale=tuple(p[1] for p in packed),  # type: ignore[arg-type]
+        value_dtype=np.float32,
+    )
+    assert small.dtype == np.float32
+    np.testing.assert_array_equal(_dense_matrix(small), _dense_matrix(full))
+    u = rng.random(shape).astype(np.float32)
+    y_full = full.matvec(u, np.empty_like(u), full.work_buffer(np.float32))
+    y_small = small.matvec(u, np.empty_like(u), small.work_buffer(np.float32))
+    np.testing.assert_allclose(y_small, y_full, rtol=1e-6, atol=1e-6)
+    for a in range(3):
+        assert small.total_face_flux(u, a) == pytest.approx(full.total_face_flux(u, a), rel=1e-6)
+    # the coarse operators (float) agree too
+    mg_full, mg_small = Multigrid(full), Multigrid(small)
+    for lf, ls in zip(mg_full.levels[1:], mg_small.levels[1:], strict=True):
+        np.testing.assert_allclose(_dense_matrix(ls.op), _dense_matrix(lf.op), rtol=1e-6)

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from ooc.simulate.multigrid import Multigrid, Stencil7, pcg
+from ooc.simulate.multigrid import Multigrid, Stencil7, compact_conductance, pcg
 from ooc.simulate.result import (
     AXES,
     ConductionDirection,
@@ -496,7 +496,13 @@ def _solve_direction(
         )
     for kb in ks:
         kb *= active
-    g = face_conductances(k, per, spacing)
+    # two-phase (and other single-valued) conductances are kept as uint8 multiples of a scale
+    gl = list(face_conductances(k, per, spacing))
+    g_scale = [1.0, 1.0, 1.0]
+    for a in range(3):
+        gl[a], g_scale[a] = compact_conductance(gl[a])
+    g = (gl[0], gl[1], gl[2])
+    del gl
     face_area = math.prod(spacing[b] for b in range(3) if b != axis)
     bfac = 2.0 * face_area / spacing[axis]
     n = shape[axis]
@@ -511,7 +517,14 @@ def _solve_direction(
     b[first] = k_ax[first] * bfac
     del k, ks, k_ax
     weights = tuple(1.0 if i == axis else 0.0 for i in range(3))
-    op = Stencil7(g, d_lap=d, periodic=per, lap_weights=weights)  # type: ignore[arg-type]
+    op = Stencil7(
+        g,
+        d_lap=d,
+        periodic=per,  # type: ignore[arg-type]
+        lap_weights=weights,  # type: ignore[arg-type]
+        g_scale=(g_scale[0], g_scale[1], g_scale[2]),
+        value_dtype=d.dtype,
+    )
     mg = Multigrid(op, smooth=smooth)
     del d
     # initial guess: linear profile (exact for a uniform medium)

@@ -60,7 +60,16 @@ from ooc.xp import get_array_module, to_numpy
 
 Array = Any  # numpy.ndarray or cupy.ndarray
 
-__all__ = ["Multigrid", "PCGInfo", "Stencil7", "dot", "num_threads", "pcg", "solver_threads"]
+__all__ = [
+    "Multigrid",
+    "PCGInfo",
+    "Stencil7",
+    "compact_conductance",
+    "dot",
+    "num_threads",
+    "pcg",
+    "solver_threads",
+]
 
 #: elements per slab of axis-0 planes in the blocked kernels (about 1 MiB of float32)
 SLAB_ELEMENTS = 1 << 18
@@ -151,6 +160,39 @@ def dot(a: Array, b: Array) -> float:
     return _dot_serial(a.reshape(-1), b.reshape(-1))
 
 
+def compact_conductance(g: Array) -> tuple[Array, float]:
+    """``(q, scale)`` with ``g == q * scale`` exactly and ``q`` uint8, when every value of ``g``
+    is 0 or one of ``{s, 2 s}`` (two-phase images, walls, half faces); else ``(g, 1.0)``.
+
+    Checked slab by slab (no full-size temporary besides ``q``).
+    """
+    xp = get_array_module(g)
+    mx = float(g.max()) if g.size else 0.0
+    if mx <= 0.0:
+        return xp.zeros(g.shape, dtype=np.uint8), 1.0
+    step = max(1, SLAB_ELEMENTS // max(1, math.prod(g.shape[1:])))
+    for k in (1, 2):
+        s = g.dtype.type(mx / k)
+        if float(s) * k != mx:
+            continue
+        q = xp.empty(g.shape, dtype=np.uint8)
+        ok = True
+        for a in range(0, g.shape[0], step):
+            gs = g[a : a + step]
+            one, two = gs == s, gs == mx
+            if not bool(((gs == 0) | one | (two if k == 2 else one)).all()):
+                ok = False
+                break
+            qs = q[a : a + step]
+            xp.multiply(one, 1, out=qs, casting="unsafe")
+            if k == 2:
+                qs += two.astype(np.uint8) * 2
+        if ok:
+            return q, float(s)
+        del q
+    return g, 1.0
+
+
 @dataclass
 class Stencil7:
     """A symmetric 7-point operator ``A u = sum_f g_f (u_i - u_j) + d u`` on a 3D grid.
@@ -173,6 +215,11 @@ class Stencil7:
     lap_weights : tuple of three float
         Share of ``d_lap`` that belongs to faces normal to each axis (used only to scale ``d_lap``
         when the grid is coarsened along some axes but not others).
+    g_scale : tuple of three float
+        ``g[a]`` holds the conductances divided by ``g_scale[a]``: small integers stored as uint8
+        (see :func:`compact_conductance`, a quarter of the memory of float32) or the values.
+    value_dtype : numpy dtype, optional
+        dtype of the operator's values and vectors (default: that of ``g[0]``).
     """
 
     g: tuple[Array, Array, Array]
@@ -180,6 +227,8 @@ class Stencil7:
     d_mass: Array | None = None
     periodic: tuple[bool, bool, bool] = (False, False, False)
     lap_weights: tuple[float, float, float] = (1 / 3, 1 / 3, 1 / 3)
+    g_scale: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    value_dtype: Any = None
     d: Array | None = field(init=False)
 
     def __post_init__(self) -> None:
@@ -187,6 +236,21 @@ class Stencil7:
             self.d = self.d_lap + self.d_mass
         else:
             self.d = self.d_lap if self.d_lap is not None else self.d_mass
+        self.value_dtype = np.dtype(
+            self.g[0].dtype if self.value_dtype is None else self.value_dtype
+        )
+        self.g_scale = tuple(float(v) for v in self.g_scale)  # type: ignore[assignment]
+
+    def g_values(self, a: int, idx: Any = ...) -> Array:
+        """Conductances ``g[a][idx]`` in the value dtype (a new array when ``g[a]`` is compact)."""
+        ga = self.g[a][idx]
+        sc = self.g_scale[a]
+        if ga.dtype != self.value_dtype:
+            ga = ga.astype(self.value_dtype)
+            if sc != 1.0:
+                ga *= sc
+            return ga
+        return ga * sc if sc != 1.0 else ga
 
     def drop_coarsening_data(self) -> None:
         """Forget ``d_lap``/``d_mass`` (only coarsening needs them apart; ``d`` stays)."""
@@ -199,7 +263,7 @@ class Stencil7:
         diag = xp.zeros(self.shape, dtype=self.dtype)
         for a in range(3):
             n = self.shape[a]
-            ga = self.g[a]
+            ga = self.g_values(a)
             if n > 1:
                 lo, hi = _sl(a, slice(0, n - 1)), _sl(a, slice(1, n))
                 diag[lo] += ga[lo]
@@ -218,7 +282,7 @@ class Stencil7:
 
     @property
     def dtype(self) -> np.dtype:
-        return self.g[0].dtype
+        return self.value_dtype  # type: ignore[no-any-return]
 
     @property
     def xp(self) -> ModuleType:
@@ -244,6 +308,7 @@ class Stencil7:
         xp = self.xp
         n0, n1, n2 = self.shape
         g0, g1, g2 = self.g
+        sc0, sc1, sc2 = self.g_scale
         if self.d is not None:
             xp.multiply(self.d[s:e], u[s:e], out=o)
         else:
@@ -254,6 +319,8 @@ class Stencil7:
             f = work[: (j1 - j0) * n1 * n2].reshape(j1 - j0, n1, n2)
             xp.subtract(u[j0:j1], u[j0 + 1 : j1 + 1], out=f)
             xp.multiply(f, g0[j0:j1], out=f)
+            if sc0 != 1.0:
+                xp.multiply(f, sc0, out=f)
             a0 = max(j0, s)  # rows j in [a0, j1) receive +f[j - j0]
             if j1 > a0:
                 ov = o[a0 - s : j1 - s]
@@ -263,7 +330,7 @@ class Stencil7:
                 ov = o[r0 - s : r1 - s]
                 xp.subtract(ov, f[r0 - 1 - j0 : r1 - 1 - j0], out=ov)
         if self.periodic[0] and n0 > 1 and (s == 0 or e == n0):
-            fw = g0[n0 - 1] * (u[n0 - 1] - u[0])
+            fw = self.g_values(0, n0 - 1) * (u[n0 - 1] - u[0])
             if e == n0:
                 o[n0 - 1 - s] += fw
             if s == 0:
@@ -273,24 +340,30 @@ class Stencil7:
             f = work[: m * (n1 - 1) * n2].reshape(m, n1 - 1, n2)
             xp.subtract(u[s:e, : n1 - 1], u[s:e, 1:], out=f)
             xp.multiply(f, g1[s:e, : n1 - 1], out=f)
+            if sc1 != 1.0:
+                xp.multiply(f, sc1, out=f)
             ov = o[:, : n1 - 1]
             xp.add(ov, f, out=ov)
             ov = o[:, 1:]
             xp.subtract(ov, f, out=ov)
             if self.periodic[1]:
-                fw = g1[s:e, n1 - 1] * (u[s:e, n1 - 1] - u[s:e, 0])
+                fw = self.g_values(1, (slice(s, e), n1 - 1)) * (u[s:e, n1 - 1] - u[s:e, 0])
                 o[:, n1 - 1] += fw
                 o[:, 0] -= fw
         if n2 > 1:
             f = work[: m * n1 * (n2 - 1)].reshape(m, n1, n2 - 1)
             xp.subtract(u[s:e, :, : n2 - 1], u[s:e, :, 1:], out=f)
             xp.multiply(f, g2[s:e, :, : n2 - 1], out=f)
+            if sc2 != 1.0:
+                xp.multiply(f, sc2, out=f)
             ov = o[:, :, : n2 - 1]
             xp.add(ov, f, out=ov)
             ov = o[:, :, 1:]
             xp.subtract(ov, f, out=ov)
             if self.periodic[2]:
-                fw = g2[s:e, :, n2 - 1] * (u[s:e, :, n2 - 1] - u[s:e, :, 0])
+                fw = self.g_values(2, (slice(s, e), slice(None), n2 - 1)) * (
+                    u[s:e, :, n2 - 1] - u[s:e, :, 0]
+                )
                 o[:, :, n2 - 1] += fw
                 o[:, :, 0] -= fw
 
@@ -408,10 +481,10 @@ class Stencil7:
         f = xp.zeros(self.shape, dtype=u.dtype)
         if n > 1:
             lo, hi = _sl(axis, slice(0, n - 1)), _sl(axis, slice(1, n))
-            f[lo] = self.g[axis][lo] * (u[lo] - u[hi])
+            f[lo] = self.g_values(axis, lo) * (u[lo] - u[hi])
         if self.periodic[axis]:
             last, first = _sl(axis, slice(n - 1, n)), _sl(axis, slice(0, 1))
-            f[last] = self.g[axis][last] * (u[last] - u[first])
+            f[last] = self.g_values(axis, last) * (u[last] - u[first])
         return f
 
     def total_face_flux(self, u: Array, axis: int) -> float:
@@ -423,7 +496,7 @@ class Stencil7:
             if j == n - 1 and not (self.periodic[axis] and n > 1):
                 break
             jn = (j + 1) % n
-            gj = self.g[axis][_sl(axis, slice(j, j + 1))]
+            gj = self.g_values(axis, _sl(axis, slice(j, j + 1)))
             du = u[_sl(axis, slice(j, j + 1))] - u[_sl(axis, slice(jn, jn + 1))]
             total += float((gj.astype(np.float64) * du).sum())
         return total
@@ -448,7 +521,7 @@ def coarsen(op: Stencil7, scale: float = COARSE_SCALE) -> tuple[Stencil7, tuple[
     c = tuple(2 if n > 1 else 1 for n in shape)
     gc = []
     for a in range(3):
-        g = op.g[a]
+        g = op.g_values(a)
         n = shape[a]
         if c[a] == 2:
             sel = g[_sl(a, slice(1, None, 2))]
@@ -496,7 +569,7 @@ def _dense_matrix(op: Stencil7) -> np.ndarray:
     diag = to_numpy(op.diagonal()).astype(np.float64).reshape(-1)
     A[np.arange(n), np.arange(n)] = diag
     for a in range(3):
-        g = to_numpy(op.g[a]).astype(np.float64)
+        g = to_numpy(op.g_values(a)).astype(np.float64)
         m = shape[a]
         if m > 1:
             lo, hi = _sl(a, slice(0, m - 1)), _sl(a, slice(1, m))

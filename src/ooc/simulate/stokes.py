@@ -71,7 +71,13 @@ from ooc.simulate.conduction import (
     phase_field,
     spanning_mask,
 )
-from ooc.simulate.multigrid import Multigrid, Stencil7, dot, parallel_planes
+from ooc.simulate.multigrid import (
+    Multigrid,
+    Stencil7,
+    compact_conductance,
+    dot,
+    parallel_planes,
+)
 from ooc.simulate.result import (
     AXES,
     MILLIDARCY_M2,
@@ -243,11 +249,16 @@ def _build_component(
             d_mass[_sl(a, shape[a] - 1)] = alp[_sl(a, n[a] - 1)] * Ff[_sl(a, shape[a] - 1)] * 0.5
         d_mass = d_mass.astype(dtype)
     per = tuple(bool(periodic[c]) for c in range(3))
+    g_scale = [1.0, 1.0, 1.0]
+    for b in range(3):  # 0, coef and coef / 2: uint8 multiples of a scale
+        g[b], g_scale[b] = compact_conductance(g[b])
     op = Stencil7(
         (g[0], g[1], g[2]),
         d_lap=d_lap * w if not half else d_lap,
         d_mass=d_mass,
         periodic=per,  # type: ignore[arg-type]
+        g_scale=(g_scale[0], g_scale[1], g_scale[2]),
+        value_dtype=dtype,
     )
     return _Component(axis=a, shape=shape, active=F, op=op, boundary_half=half)  # type: ignore[arg-type]
 
