@@ -14,8 +14,11 @@ Sections
    Images: the NMC electrode of ``../shared/data`` (when present), and seeded synthetic
    256³ and 384³ images (thresholded Gaussian-filtered noise, 45 % pore).
 2. How ooc's time grows with the voxel count (64³ ... 384³) with the fitted exponent.
-3. Permeability (Stokes, MAC + MINRES) on a 256³ synthetic sample: time to converge,
-   iterations, unknowns and unknown-updates per second.
+3. Permeability (Stokes, MAC + MINRES) on a 256³ synthetic sample: this version beside the
+   previous implementation (``--previous-rev``, ``src/ooc/simulate/stokes.py`` of that git
+   revision run on this version's kernels) on the same image at the same ``rtol``: time,
+   iterations, peak memory and bytes per voxel; then a square duct (pressure drop, no-slip walls)
+   against its exact series solution.
 4. ``--large``: a 512³ whole conduction solve and a block-wise diffusivity map of a lazily
    generated 768³ volume (whole solve would need ~30 GB) with the process's peak memory.
 
@@ -149,7 +152,9 @@ def _solve(spec: dict, np: Any) -> dict:
                 "iterations": None,
                 "converged": bool(getattr(res, "converged", True)),
             }
-        elif route == "ooc_perm":
+        elif route in ("ooc_perm", "ooc_perm_previous"):
+            if route == "ooc_perm_previous":
+                osim = _previous_stokes(spec["rev"])
             r = osim.permeability(
                 im,
                 pore_label=spec.get("pore", 0),
@@ -214,6 +219,32 @@ def _solve(spec: dict, np: Any) -> dict:
     return out
 
 
+def _previous_stokes(rev: str) -> Any:
+    """``ooc.simulate.stokes`` as it was at git revision ``rev`` (imported from a temp file)."""
+    import importlib.util
+
+    src = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{rev}:src/ooc/simulate/stokes.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    path = Path(tempfile.mkdtemp(prefix="ooc-prev-")) / "stokes_previous.py"
+    path.write_text(src)
+    spec = importlib.util.spec_from_file_location("stokes_previous", path)
+    mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules["stokes_previous"] = mod  # dataclasses look their module up there
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    return mod
+
+
+def _duct_exact(a: int) -> float:
+    """Permeability (voxel²) of a square duct of ``a`` voxels inside a one-voxel wall frame."""
+    s = sum(math.tanh(n * math.pi / 2) / n**5 for n in range(1, 400, 2))
+    c = (1 - 192 / math.pi**5 * s) / 12  # mean velocity = c G a^2 / mu
+    return a * a / (a + 2) ** 2 * c * a * a
+
+
 def _synthetic(n: int, seed: int, porosity: float):
     """Seeded thresholded Gaussian-filtered noise: label 0 pore (``porosity``), 1 solid."""
     import numpy as np
@@ -269,6 +300,12 @@ def main() -> None:
     ap.add_argument("--sizes", default="64,96,128,192,256,384", help="scaling sizes (edge, voxels)")
     ap.add_argument("--peer-sizes", default="256,384", help="synthetic images compared with peers")
     ap.add_argument("--perm-size", type=int, default=256)
+    ap.add_argument(
+        "--previous-rev",
+        default="1c9a5ae",
+        help="git revision of the previous Stokes solver compared in section 3 ('' skips it)",
+    )
+    ap.add_argument("--duct", type=int, default=32, help="square duct width (voxels), section 3")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per subprocess")
     ap.add_argument("--peer-mem-gb", type=float, default=12.0, help="address-space cap of peers")
     ap.add_argument("--json", help="also write all results to this JSON file")
@@ -282,7 +319,7 @@ def main() -> None:
     import numpy as np
 
     if args.quick:
-        args.sizes, args.peer_sizes, args.perm_size = "48,64,96", "64", 48
+        args.sizes, args.peer_sizes, args.perm_size, args.duct = "48,64,96", "64", 48, 8
     tmp = Path(tempfile.mkdtemp(prefix="ooc-bench-sim-"))
     py = sys.executable
     report: dict[str, Any] = {"tortuosity": [], "scaling": [], "permeability": None, "large": []}
@@ -450,42 +487,69 @@ def _permeability_section(args: Any, tmp: Path, py: str, report: dict) -> None:
     n = args.perm_size
     p = tmp / f"perm{n}.npy"
     np.save(p, _synthetic(n, 11, 0.45))
-    r = _run(
-        {"route": "ooc_perm", "image": str(p), "rtol": 1e-3, "voxel_size": 1e-6}, py, args.timeout
-    )
+    base = {"image": str(p), "rtol": 1e-3, "voxel_size": 1e-6}
+    runs = [("ooc (this version)", _run({"route": "ooc_perm", **base}, py, args.timeout))]
+    if args.previous_rev:
+        spec = {"route": "ooc_perm_previous", "rev": args.previous_rev, **base}
+        runs.append((f"ooc (previous, {args.previous_rev})", _run(spec, py, args.timeout)))
     print(
-        f"## 3. Permeability (Stokes, MAC + MINRES/multigrid), synthetic {n}³, 45 % pore, voxel 1 µm\n"
+        f"## 3. Permeability (Stokes, MAC + MINRES/multigrid), synthetic {n}³, 45 % pore, "
+        "voxel 1 µm, rtol 1e-3\n"
     )
-    report["permeability"] = {"n": n, **r}
-    if "error" in r:
-        print(f"  {r['error']}\n")
-    else:
+    report["permeability"] = {"n": n, "runs": dict(runs)}
+    k_now = runs[0][1].get("k_m2")
+    rows = []
+    for name, r in runs:
+        if "error" in r:
+            rows.append([name, r["error"], *["-"] * 7])
+            continue
         ups = r["unknowns"] * r["iterations"] / r["seconds"]
-        print_table(
+        rows.append(
             [
-                [
-                    f"{n}³",
-                    _fmt(r["k_m2"], ".4g"),
-                    _fmt(r["k_mD"], ".1f"),
-                    _fmt(r["seconds"], ".1f"),
-                    _fmt(r["iterations"]),
-                    _fmt(r["unknowns"] / 1e6, ".1f"),
-                    _fmt(ups / 1e6, ".2f"),
-                    _fmt(r["peak_mib"], ".0f"),
-                    str(r["converged"]),
-                ]
-            ],
-            [
-                "size",
-                "k (m²)",
-                "k (mD)",
-                "seconds",
-                "iterations",
-                "unknowns (M)",
-                "M unknown-updates/s",
-                "peak MiB",
-                "converged",
-            ],
+                name,
+                _fmt(r["k_m2"], ".5g"),
+                _fmt(abs(r["k_m2"] / k_now - 1), ".1e") if k_now else "-",
+                _fmt(r["seconds"], ".1f"),
+                _fmt(r["iterations"]),
+                _fmt(ups / 1e6, ".2f"),
+                _fmt(r["peak_mib"], ".0f"),
+                _fmt(r["peak_mib"] * 2**20 / n**3, ".0f"),
+                str(r["converged"]),
+            ]
+        )
+    print_table(
+        rows,
+        [
+            "solver",
+            "k (m²)",
+            "|k / k_now - 1|",
+            "seconds",
+            "iterations",
+            "M unknown-updates/s",
+            "peak MiB",
+            "bytes / voxel",
+            "converged",
+        ],
+    )
+    # a square duct along z: the exact (series) answer
+    a = args.duct
+    im = np.ones((2 * a, a + 2, a + 2), np.uint8)
+    im[:, 1:-1, 1:-1] = 0
+    pd = tmp / f"duct{a}.npy"
+    np.save(pd, im)
+    r = _run(
+        {"route": "ooc_perm", "image": str(pd), "rtol": 1e-6, "voxel_size": 1e-6}, py, args.timeout
+    )
+    exact = _duct_exact(a)
+    report["duct"] = {"a": a, "exact_voxel2": exact, **r}
+    if "error" in r:
+        print(f"  square duct {a}²: {r['error']}\n")
+    else:
+        k_vox = r["k_m2"] / 1e-12
+        print(
+            f"  square duct {a}² x {2 * a} (rtol 1e-6): k = {k_vox:.6g} voxel², exact "
+            f"{exact:.6g}, error {abs(k_vox / exact - 1):.1e} (second order in 1/a), "
+            f"{r['seconds']:.2f} s, {r['iterations']} iterations\n"
         )
 
 

@@ -496,6 +496,7 @@ def _solve_direction(
         )
     for kb in ks:
         kb *= active
+    del kb  # the loop variable would keep a conductivity field alive through the solve
     # two-phase (and other single-valued) conductances are kept as uint8 multiples of a scale
     gl = list(face_conductances(k, per, spacing))
     g_scale = [1.0, 1.0, 1.0]
