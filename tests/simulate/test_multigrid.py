@@ -144,7 +144,8 @@ def test_pcg_solves_the_dense_system(shape, periodic):
 @pytest.mark.parametrize("values", [(0.0, 0.7), (0.0, 0.35, 0.7), (0.0, 0.3, 0.7), (0.0,)])
 @pytest.mark.parametrize("periodic", [(False, False, False), (True, False, True)])
 def test_compact_conductances_give_the_same_operator(monkeypatch, values, periodic):
-    # two-phase images and walls give conductances in {0, s, 2 s}: stored as uint8 times s
+    # two-phase images and walls give conductances in {0, s, 2 s}: stored as uint8 times s;
+    # values that are not multiples of the smallest stay float
     monkeypatch.setattr(mgm, "SLAB_ELEMENTS", 40)  # several slabs in the check and the kernels
     rng = np.random.default_rng(1)
     shape = (6, 5, 7)
@@ -154,13 +155,16 @@ def test_compact_conductances_give_the_same_operator(monkeypatch, values, period
     for (q, s), ga in zip(packed, g, strict=True):
         assert (q.dtype == np.uint8) == fits
         np.testing.assert_array_equal(q.astype(np.float32) * np.float32(s), ga)
-    d = rng.random(shape).astype(np.float32)
+    d = rng.choice(np.array(values, np.float32), size=shape) * np.float32(3)
+    dq, d_scale = mgm.compact_conductance(d)
+    assert (dq.dtype == np.uint8) == fits
     full = Stencil7(g, d_lap=d, periodic=periodic)
     small = Stencil7(
         tuple(p[0] for p in packed),  # type: ignore[arg-type]
-        d_lap=d,
+        d_lap=dq,
         periodic=periodic,
         g_scale=tuple(p[1] for p in packed),  # type: ignore[arg-type]
+        d_scale=d_scale,
         value_dtype=np.float32,
     )
     assert small.dtype == np.float32

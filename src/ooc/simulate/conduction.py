@@ -518,14 +518,17 @@ def _solve_direction(
     b[first] = k_ax[first] * bfac
     del k, ks, k_ax
     weights = tuple(1.0 if i == axis else 0.0 for i in range(3))
+    dq, d_scale = compact_conductance(d)  # non-zero on the inlet and outlet planes only
     op = Stencil7(
         g,
-        d_lap=d,
+        d_lap=dq,
         periodic=per,  # type: ignore[arg-type]
         lap_weights=weights,  # type: ignore[arg-type]
         g_scale=(g_scale[0], g_scale[1], g_scale[2]),
-        value_dtype=d.dtype,
+        d_scale=d_scale,
+        value_dtype=b.dtype,
     )
+    del dq
     mg = Multigrid(op, smooth=smooth)
     del d
     # initial guess: linear profile (exact for a uniform medium)

@@ -19,10 +19,10 @@ __all__ = ["BYTES_PER_VOXEL", "estimate_memory"]
 
 #: peak bytes per voxel of one direction's solve, by (problem, working dtype)
 BYTES_PER_VOXEL: dict[tuple[str, str], float] = {
-    ("conductivity", "float32"): 68.0,
-    ("conductivity", "float64"): 110.0,
-    ("permeability", "float32"): 350.0,
-    ("permeability", "float64"): 610.0,
+    ("conductivity", "float32"): 64.0,
+    ("conductivity", "float64"): 100.0,
+    ("permeability", "float32"): 235.0,
+    ("permeability", "float64"): 420.0,
 }
 #: extra bytes per voxel and direction kept when fields are returned (float64 on the host)
 FIELD_BYTES_PER_VOXEL: dict[str, float] = {"conductivity": 40.0, "permeability": 40.0}

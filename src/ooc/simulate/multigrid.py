@@ -162,35 +162,27 @@ def dot(a: Array, b: Array) -> float:
 
 def compact_conductance(g: Array) -> tuple[Array, float]:
     """``(q, scale)`` with ``g == q * scale`` exactly and ``q`` uint8, when every value of ``g``
-    is 0 or one of ``{s, 2 s}`` (two-phase images, walls, half faces); else ``(g, 1.0)``.
+    is a multiple ``0 .. 255`` of the smallest positive one (two-phase images, Stokes walls and
+    half faces, Dirichlet boundary rows); else ``(g, 1.0)``.
 
     Checked slab by slab (no full-size temporary besides ``q``).
     """
     xp = get_array_module(g)
-    mx = float(g.max()) if g.size else 0.0
-    if mx <= 0.0:
-        return xp.zeros(g.shape, dtype=np.uint8), 1.0
     step = max(1, SLAB_ELEMENTS // max(1, math.prod(g.shape[1:])))
-    for k in (1, 2):
-        s = g.dtype.type(mx / k)
-        if float(s) * k != mx:
-            continue
-        q = xp.empty(g.shape, dtype=np.uint8)
-        ok = True
-        for a in range(0, g.shape[0], step):
-            gs = g[a : a + step]
-            one, two = gs == s, gs == mx
-            if not bool(((gs == 0) | one | (two if k == 2 else one)).all()):
-                ok = False
-                break
-            qs = q[a : a + step]
-            xp.multiply(one, 1, out=qs, casting="unsafe")
-            if k == 2:
-                qs += two.astype(np.uint8) * 2
-        if ok:
-            return q, float(s)
-        del q
-    return g, 1.0
+    slabs = [slice(a, a + step) for a in range(0, g.shape[0], step)]
+    inf = g.dtype.type(np.inf)
+    lo = min((float(xp.where(g[sl] > 0, g[sl], inf).min()) for sl in slabs), default=math.inf)
+    if not math.isfinite(lo):
+        return xp.zeros(g.shape, dtype=np.uint8), 1.0
+    s = g.dtype.type(lo)
+    q = xp.empty(g.shape, dtype=np.uint8)
+    for sl in slabs:
+        gs = g[sl]
+        qs = xp.rint(gs / s)
+        if not bool(((qs * s == gs) & (qs <= 255)).all()):
+            return g, 1.0
+        q[sl] = qs
+    return q, float(s)
 
 
 @dataclass
@@ -218,6 +210,8 @@ class Stencil7:
     g_scale : tuple of three float
         ``g[a]`` holds the conductances divided by ``g_scale[a]``: small integers stored as uint8
         (see :func:`compact_conductance`, a quarter of the memory of float32) or the values.
+    d_scale : float
+        The same for ``d_lap``.
     value_dtype : numpy dtype, optional
         dtype of the operator's values and vectors (default: that of ``g[0]``).
     """
@@ -228,18 +222,34 @@ class Stencil7:
     periodic: tuple[bool, bool, bool] = (False, False, False)
     lap_weights: tuple[float, float, float] = (1 / 3, 1 / 3, 1 / 3)
     g_scale: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    d_scale: float = 1.0
     value_dtype: Any = None
     d: Array | None = field(init=False)
 
     def __post_init__(self) -> None:
-        if self.d_lap is not None and self.d_mass is not None:
-            self.d = self.d_lap + self.d_mass
-        else:
-            self.d = self.d_lap if self.d_lap is not None else self.d_mass
         self.value_dtype = np.dtype(
             self.g[0].dtype if self.value_dtype is None else self.value_dtype
         )
         self.g_scale = tuple(float(v) for v in self.g_scale)  # type: ignore[assignment]
+        self._d_scale = 1.0  # d as stored times this is the extra diagonal
+        if self.d_lap is not None and self.d_mass is not None:
+            self.d = self.lap_values() + self.d_mass
+        elif self.d_lap is not None:
+            self.d, self._d_scale = self.d_lap, float(self.d_scale)
+        else:
+            self.d = self.d_mass
+
+    def lap_values(self) -> Array | None:
+        """``d_lap`` in the value dtype (a new array when it is stored compact)."""
+        dl, sc = self.d_lap, float(self.d_scale)
+        if dl is None:
+            return None
+        if dl.dtype != self.value_dtype:
+            dl = dl.astype(self.value_dtype)
+            if sc != 1.0:
+                dl *= sc
+            return dl
+        return dl * sc if sc != 1.0 else dl
 
     def g_values(self, a: int, idx: Any = ...) -> Array:
         """Conductances ``g[a][idx]`` in the value dtype (a new array when ``g[a]`` is compact)."""
@@ -273,7 +283,10 @@ class Stencil7:
                     diag[last] += ga[last]
                     diag[first] += ga[last]
         if self.d is not None:
-            diag += self.d
+            if self._d_scale != 1.0 or self.d.dtype != diag.dtype:
+                diag += self.d.astype(diag.dtype) * diag.dtype.type(self._d_scale)
+            else:
+                diag += self.d
         return diag
 
     @property
@@ -311,6 +324,8 @@ class Stencil7:
         sc0, sc1, sc2 = self.g_scale
         if self.d is not None:
             xp.multiply(self.d[s:e], u[s:e], out=o)
+            if self._d_scale != 1.0:
+                xp.multiply(o, self._d_scale, out=o)
         else:
             o[...] = 0
         # axis 0: faces j0..j1-1 touch the slab's rows; face j joins rows j and j + 1
@@ -539,7 +554,7 @@ def coarsen(op: Stencil7, scale: float = COARSE_SCALE) -> tuple[Stencil7, tuple[
         gc.append(xp.ascontiguousarray(sel))
     d_lap = d_mass = None
     if op.d_lap is not None:
-        d_lap = op.d_lap
+        d_lap = op.lap_values()
         for b in range(3):
             if c[b] == 2:
                 d_lap = _pairsum(d_lap, b)

@@ -252,12 +252,14 @@ def _build_component(
     g_scale = [1.0, 1.0, 1.0]
     for b in range(3):  # 0, coef and coef / 2: uint8 multiples of a scale
         g[b], g_scale[b] = compact_conductance(g[b])
+    d_lap, d_scale = compact_conductance(d_lap * w if not half else d_lap)  # walls
     op = Stencil7(
         (g[0], g[1], g[2]),
-        d_lap=d_lap * w if not half else d_lap,
+        d_lap=d_lap,
         d_mass=d_mass,
         periodic=per,  # type: ignore[arg-type]
         g_scale=(g_scale[0], g_scale[1], g_scale[2]),
+        d_scale=d_scale,
         value_dtype=dtype,
     )
     return _Component(axis=a, shape=shape, active=F, op=op, boundary_half=half)  # type: ignore[arg-type]
