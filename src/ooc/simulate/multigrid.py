@@ -162,8 +162,8 @@ def dot(a: Array, b: Array) -> float:
 
 def compact_conductance(g: Array) -> tuple[Array, float]:
     """``(q, scale)`` with ``g == q * scale`` exactly and ``q`` uint8, when every value of ``g``
-    is a multiple ``0 .. 255`` of the smallest positive one (two-phase images, Stokes walls and
-    half faces, Dirichlet boundary rows); else ``(g, 1.0)``.
+    is a multiple ``0 .. 255`` of the smallest positive one, or of its half or quarter
+    (two-phase images, Stokes walls and half faces, Dirichlet boundary rows); else ``(g, 1.0)``.
 
     Checked slab by slab (no full-size temporary besides ``q``).
     """
@@ -174,15 +174,18 @@ def compact_conductance(g: Array) -> tuple[Array, float]:
     lo = min((float(xp.where(g[sl] > 0, g[sl], inf).min()) for sl in slabs), default=math.inf)
     if not math.isfinite(lo):
         return xp.zeros(g.shape, dtype=np.uint8), 1.0
-    s = g.dtype.type(lo)
     q = xp.empty(g.shape, dtype=np.uint8)
-    for sl in slabs:
-        gs = g[sl]
-        qs = xp.rint(gs / s)
-        if not bool(((qs * s == gs) & (qs <= 255)).all()):
-            return g, 1.0
-        q[sl] = qs
-    return q, float(s)
+    for k in (1, 2, 4):  # walls: 1, 1.5, 2 ... are multiples of a half
+        s = g.dtype.type(lo / k)
+        for sl in slabs:
+            gs = g[sl]
+            qs = xp.rint(gs / s)
+            if not bool(((qs * s == gs) & (qs <= 255)).all()):
+                break
+            q[sl] = qs
+        else:
+            return q, float(s)
+    return g, 1.0
 
 
 @dataclass
