@@ -19,8 +19,9 @@ Sections
    revision run on this version's kernels) on the same image at the same ``rtol``: time,
    iterations, peak memory and bytes per voxel; then a square duct (pressure drop, no-slip walls)
    against its exact series solution.
-4. ``--large``: a 512³ whole conduction solve and a block-wise diffusivity map of a lazily
-   generated 768³ volume (whole solve would need ~30 GB) with the process's peak memory.
+4. ``--large``: a whole conduction solve (``--whole-size``, default 512³) and a block-wise
+   diffusivity map of a lazily generated volume (``--map-size``, default 1024³ in 256³ blocks:
+   the labels are made block by block, never whole in memory) with the process's peak memory.
 
 Peers are optional: they are imported only in their subprocess, from ``--peers-python``
 (default: this interpreter); rows say ``not installed`` when they do not import.
@@ -309,7 +310,9 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per subprocess")
     ap.add_argument("--peer-mem-gb", type=float, default=12.0, help="address-space cap of peers")
     ap.add_argument("--json", help="also write all results to this JSON file")
-    ap.add_argument("--large", action="store_true", help="512³ whole solve + 768³ block-wise map")
+    ap.add_argument("--large", action="store_true", help="whole solve + block-wise map (section 4)")
+    ap.add_argument("--whole-size", type=int, default=512, help="section 4 whole solve (edge)")
+    ap.add_argument("--map-size", type=int, default=1024, help="section 4 block map (edge)")
     ap.add_argument("--sections", default="1,2,3", help="sections to run (4 needs --large too)")
     args = ap.parse_args()
     if args.child:
@@ -556,14 +559,20 @@ def _permeability_section(args: Any, tmp: Path, py: str, report: dict) -> None:
 def _large_section(args: Any, py: str, report: dict) -> None:
     rows = []
     r = _run(
-        {"route": "ooc_large_whole", "n": 512, "seed": 3, "porosity": 0.45, "rtol": 1e-3},
+        {
+            "route": "ooc_large_whole",
+            "n": args.whole_size,
+            "seed": 3,
+            "porosity": 0.45,
+            "rtol": 1e-3,
+        },
         py,
         args.timeout,
     )
     report["large"].append({"route": "512 whole", **r})
     rows.append(
         [
-            "512³ whole solve",
+            f"{args.whole_size}³ whole solve",
             *(
                 [r["error"]]
                 if "error" in r
@@ -580,7 +589,7 @@ def _large_section(args: Any, py: str, report: dict) -> None:
     r = _run(
         {
             "route": "ooc_large_blocks",
-            "n": 768,
+            "n": args.map_size,
             "block": 256,
             "seed": 5,
             "porosity": 0.45,
@@ -590,10 +599,11 @@ def _large_section(args: Any, py: str, report: dict) -> None:
         py,
         args.timeout,
     )
-    report["large"].append({"route": "768 blockwise", **r})
+    nb = max(1, args.map_size // 256) ** 3
+    report["large"].append({"route": f"{args.map_size} blockwise", **r})
     rows.append(
         [
-            "768³ block-wise (27 x 256³)",
+            f"{args.map_size}³ block-wise ({nb} x 256³)",
             *(
                 [r["error"]]
                 if "error" in r
