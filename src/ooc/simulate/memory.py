@@ -19,9 +19,9 @@ __all__ = ["BYTES_PER_VOXEL", "estimate_memory"]
 
 #: peak bytes per voxel of one direction's solve, by (problem, working dtype)
 BYTES_PER_VOXEL: dict[tuple[str, str], float] = {
-    ("conductivity", "float32"): 64.0,
+    ("conductivity", "float32"): 56.0,
     ("conductivity", "float64"): 100.0,
-    ("permeability", "float32"): 235.0,
+    ("permeability", "float32"): 215.0,
     ("permeability", "float64"): 420.0,
 }
 #: extra bytes per voxel and direction kept when fields are returned (float64 on the host)
