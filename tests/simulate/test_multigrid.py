@@ -181,3 +181,25 @@ def test_compact_conductances_give_the_same_operator(monkeypatch, values, period
     mg_full, mg_small = Multigrid(full), Multigrid(small)
     for lf, ls in zip(mg_full.levels[1:], mg_small.levels[1:], strict=True):
         np.testing.assert_allclose(_dense_matrix(ls.op), _dense_matrix(lf.op), rtol=1e-6)
+
+
+@pytest.mark.parametrize("x_high", [False, True])
+def test_pcg_with_a_compact_right_hand_side(x_high):
+    # a Dirichlet inlet gives b = s on one plane, 0 elsewhere: stored as uint8 with b_scale = s
+    shape = (8, 6, 5)
+    op = _random_operator(shape, (False, False, False), seed=3, zero_fraction=0.0)
+    b = np.zeros(shape)
+    b[0] = 0.75
+    bq, scale = mgm.compact_conductance(b)
+    assert bq.dtype == np.uint8
+    assert scale == 0.75
+    sols = []
+    for rhs, sc in ((b, 1.0), (bq, scale)):
+        x = np.zeros(shape)
+        hi = np.zeros(shape) if x_high else None
+        info = pcg(op, rhs, x, Multigrid(op), max_iter=200, rtol=1e-12, x_high=hi, b_scale=sc)
+        assert info.converged
+        sols.append(hi if x_high else x)
+    np.testing.assert_allclose(sols[1], sols[0], rtol=1e-9, atol=1e-12)
+    A = _dense_matrix(op)
+    np.testing.assert_allclose(A @ sols[1].ravel(), b.ravel(), atol=1e-10)

@@ -516,6 +516,8 @@ def _solve_direction(
     d[last] += k_ax[last] * bfac
     b = xp.zeros(shape, dtype=k_ax.dtype)
     b[first] = k_ax[first] * bfac
+    vdt = k_ax.dtype
+    b, b_scale = compact_conductance(b)  # non-zero on the inlet plane only
     del k, ks, k_ax
     weights = tuple(1.0 if i == axis else 0.0 for i in range(3))
     dq, d_scale = compact_conductance(d)  # non-zero on the inlet and outlet planes only
@@ -526,24 +528,41 @@ def _solve_direction(
         lap_weights=weights,  # type: ignore[arg-type]
         g_scale=(g_scale[0], g_scale[1], g_scale[2]),
         d_scale=d_scale,
-        value_dtype=b.dtype,
+        value_dtype=vdt,
     )
     del dq
     mg = Multigrid(op, smooth=smooth)
     del d
     # initial guess: linear profile (exact for a uniform medium)
-    idx = xp.arange(n, dtype=b.dtype)
+    idx = xp.arange(n, dtype=vdt)
     prof = (1.0 - (idx + 0.5) / n).reshape([n if i == axis else 1 for i in range(3)])
     u = xp.broadcast_to(prof.astype(np.float64), shape).copy()
     u *= active
     scale = L / A
     mon = _FluxMonitor(g_in, g_out, axis, n, scale, rtol)
     if dtype == np.float64:
-        pinfo = pcg(op, b, u, mg, max_iter=max_iter, rtol=min(1e-3 * rtol, 1e-10), check=mon)
+        pinfo = pcg(
+            op,
+            b,
+            u,
+            mg,
+            max_iter=max_iter,
+            rtol=min(1e-3 * rtol, 1e-10),
+            check=mon,
+            b_scale=b_scale,
+        )
     else:
         corr = xp.zeros(shape, dtype=dtype)
         pinfo = pcg(
-            op, b, corr, mg, max_iter=max_iter, rtol=min(1e-3 * rtol, 1e-10), check=mon, x_high=u
+            op,
+            b,
+            corr,
+            mg,
+            max_iter=max_iter,
+            rtol=min(1e-3 * rtol, 1e-10),
+            check=mon,
+            x_high=u,
+            b_scale=b_scale,
         )
         del corr
     del mg

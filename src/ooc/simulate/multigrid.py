@@ -435,14 +435,17 @@ class Stencil7:
         self._run(run, work)
         return out
 
-    def residual(self, b: Array, x: Array, r: Array, work: Array) -> Array:
-        """``r = b - A x`` (fused slab by slab).
+    def residual(self, b: Array, x: Array, r: Array, work: Array, *, b_scale: float = 1.0) -> Array:
+        """``r = b b_scale - A x`` (fused slab by slab; ``b`` may be compact uint8).
 
         When ``x`` is float64 and ``r`` float32, the residual is formed in float64 (``work`` must
         then be a float64 :meth:`work_buffer` with ``factor=2``) and rounded once when stored.
         """
         xp = self.xp
         mixed = x.dtype != r.dtype
+
+        def b_of(s: int, e: int, dt: np.dtype) -> Array:
+            return b[s:e] if b_scale == 1.0 else b[s:e] * dt.type(b_scale)
 
         def run(group: list[tuple[int, int]], w: Array) -> None:
             ws = w.size // 2
@@ -451,11 +454,11 @@ class Stencil7:
                 if mixed:
                     o = w[ws : ws + rs.size].reshape(rs.shape)
                     self._apply_slab(x, o, s, e, w[:ws])
-                    xp.subtract(b[s:e], o, out=o)
+                    xp.subtract(b_of(s, e, o.dtype), o, out=o)
                     rs[...] = o
                 else:
                     self._apply_slab(x, rs, s, e, w)
-                    xp.subtract(b[s:e], rs, out=rs)
+                    xp.subtract(b_of(s, e, rs.dtype), rs, out=rs)
 
         self._run(run, work)
         return r
@@ -805,6 +808,7 @@ def pcg(
     x_high: Array | None = None,
     reliable: float = 0.1,
     max_restarts: int = 3,
+    b_scale: float = 1.0,
 ) -> PCGInfo:
     """Preconditioned conjugate gradients, in place.
 
@@ -833,6 +837,9 @@ def pcg(
         working precision of ``op``; whenever the residual has dropped by ``reliable`` the
         correction is added to ``x_high`` and the residual recomputed from it in float64
         ("reliable updates"), so rounding in the working precision does not limit the accuracy.
+    b_scale : float
+        The right-hand side is ``b * b_scale`` (``b`` compact uint8, see
+        :func:`compact_conductance`).
     """
     xp = op.xp
     dt = x.dtype
@@ -846,9 +853,9 @@ def pcg(
 
     def true_residual() -> None:
         if x_high is None:
-            op.residual(b, x, r, work)
+            op.residual(b, x, r, work, b_scale=b_scale)
         else:
-            op.residual(b, x_high, r, work_hi)
+            op.residual(b, x_high, r, work_hi, b_scale=b_scale)
 
     def plane(axis: int, j: int) -> Array:
         sl = _sl(axis, slice(j, j + 1))
@@ -858,7 +865,12 @@ def pcg(
         return p_
 
     true_residual()
-    bnorm = math.sqrt(dot(b, b))
+    if b.dtype.kind == "f" and b_scale == 1.0:
+        bnorm = math.sqrt(dot(b, b))
+    else:  # compact right-hand side: square in float64, plane by plane
+        bnorm = abs(b_scale) * math.sqrt(
+            sum(float(xp.square(b[i], dtype=np.float64).sum()) for i in range(b.shape[0]))
+        )
     if bnorm == 0.0:
         x[...] = 0
         if x_high is not None:
