@@ -397,7 +397,7 @@ def _forest_block(
     for start in range(
         0, X.shape[0], rows
     ):  # in row batches: sklearn's float64 temporaries stay small
-        out[:, start : start + rows] = estimator.predict_proba(X[start : start + rows]).T
+        out[:, start : start + rows] = _predict_proba(estimator, X[start : start + rows]).T
     del X
     return out.reshape(k, *shape)
 
