@@ -39,6 +39,7 @@ from ooc.segment.forest import (
 from ooc.segment.metrics import confusion_matrix, iou, match_labels, mean_iou, multi_otsu
 from ooc.segment.models import load_model, save_model
 from ooc.segment.predict import segmentation
+from ooc.segment.priors import estimate_prior, shift_prior, training_prior
 from ooc.segment.scribbles import simulate_scribbles
 from ooc.segment.uncertainty import (
     UncertainRegion,
@@ -66,6 +67,7 @@ __all__ = [
     "UncertainRegion",
     "confusion_matrix",
     "entropy",
+    "estimate_prior",
     "forest_probabilities",
     "format_regions",
     "iou",
@@ -80,10 +82,12 @@ __all__ = [
     "save_model",
     "segmentation",
     "select_bank",
+    "shift_prior",
     "simulate_scribbles",
     "train_forest",
     "train_unet",
     "training_features",
+    "training_prior",
     "uncertain_regions",
     "unet_probabilities",
 ]
