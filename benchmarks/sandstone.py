@@ -10,7 +10,10 @@ strokes up to 12 pixels long inside each class, ``--fraction`` of the pixels, sp
 between the classes), a random forest is trained on the 2D filter bank (ilastik's six filters
 at its seven scales, 56 features) of both slices together, and each of the other slices is
 segmented and scored per class against its full hand labels. A four-class multi-Otsu threshold
-(classes matched to labels for its best mean IoU) is scored beside it; ``--unet-steps N`` also
+(classes matched to labels for its best mean IoU) is scored beside it. ``forest+prior``
+re-weights the forest's probabilities from the scribbles' class shares (equal) to the scan's,
+estimated by EM from the probabilities of all five slices without labels
+(``ooc.segment.estimate_prior``); ``--unet-steps N`` also
 trains a small 2D U-Net on the same scribbles; ``--context-passes N`` adds N auto-context passes
 (ilastik's: each pass trains a forest on the filter bank plus the previous pass's class
 probabilities smoothed at scales 0, 1, 3.5 and 10 pixels, at the same scribbles, and predicts
@@ -33,6 +36,14 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sandsto
 NAMES = {1: "pore", 2: "clay", 3: "quartz", 4: "bright mineral"}
 
 
+def scan_prior(proba: list[np.ndarray], train_prior: np.ndarray) -> np.ndarray:
+    """The scan's class shares by EM on the probabilities of all its slices (no labels used)."""
+    from ooc.segment import estimate_prior
+
+    k = len(train_prior)
+    return estimate_prior(np.concatenate([p.reshape(k, -1) for p in proba], axis=1), train_prior)
+
+
 def auto_context(
     grey: np.ndarray,
     anns: list,
@@ -46,7 +57,7 @@ def auto_context(
     from sklearn.ensemble import RandomForestClassifier
 
     from ooc.features import FeatureSpec, feature_stack
-    from ooc.segment import iou
+    from ooc.segment import iou, shift_prior, training_prior
 
     context = FeatureSpec(filters={"gaussian": [0.0, 1.0, 3.5, 10.0]})
     bank = [feature_stack(g, model.spec, channels_last=True) for g in grey]
@@ -73,8 +84,13 @@ def auto_context(
         proba = [
             est.predict_proba(f.reshape(-1, f.shape[-1])).reshape(*f.shape[:-1], -1) for f in feats
         ]
+        base = training_prior(model)  # the same scribbles train every pass
+        chw = [np.moveaxis(p, -1, 0) for p in proba]
+        prior = scan_prior(chw, base)
         for i in test:
             rows[(f"context {k}", i)] = iou(classes[proba[i].argmax(-1)], truth[i], list(classes))
+            p = shift_prior(chw[i], base, prior)
+            rows[(f"context {k}+prior", i)] = iou(classes[p.argmax(0)], truth[i], list(classes))
     return rows
 
 
@@ -92,7 +108,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from ooc.features import FeatureSpec
-    from ooc.segment import iou, match_labels, multi_otsu, simulate_scribbles, train_forest
+    from ooc.segment import (
+        iou,
+        match_labels,
+        multi_otsu,
+        shift_prior,
+        simulate_scribbles,
+        train_forest,
+        training_prior,
+    )
 
     grey_path = args.data / "sandstone_grey_z0-400step100.tif"
     label_path = args.data / "sandstone_labels_z0-400step100.tif"
@@ -120,10 +144,18 @@ def main(argv: list[str] | None = None) -> int:
     t_train = time.perf_counter() - t0
     rows = {}
     t0 = time.perf_counter()
+    proba = {}
     for i in test:
-        p = model.predict_proba(grey[i], device="cpu").compute()
-        rows[("forest", i)] = iou(np.asarray(model.classes)[p.argmax(0)], truth[i], classes)
+        proba[i] = model.predict_proba(grey[i], device="cpu").compute()
+        rows[("forest", i)] = iou(np.asarray(model.classes)[proba[i].argmax(0)], truth[i], classes)
     t_pred = (time.perf_counter() - t0) / len(test)
+    for i in train:
+        proba[i] = model.predict_proba(grey[i], device="cpu").compute()
+    base = training_prior(model)
+    prior = scan_prior([proba[i] for i in sorted(proba)], base)
+    for i in test:
+        p = shift_prior(proba[i], base, prior)
+        rows[("forest+prior", i)] = iou(np.asarray(model.classes)[p.argmax(0)], truth[i], classes)
     if args.context_passes:
         rows.update(auto_context(grey, anns, train, test, model, truth, args))
     for i in test:
@@ -151,12 +183,18 @@ def main(argv: list[str] | None = None) -> int:
         f"forest: {args.trees} trees on {spec.n_channels(2)} features; "
         f"training {t_train:.1f} s, prediction {t_pred:.1f} s per slice"
     )
-    order = ["forest", *(f"context {k}" for k in range(1, args.context_passes + 1))]
+    passes = range(1, args.context_passes + 1)
+    order = ["forest", "forest+prior", *(f"context {k}{p}" for k in passes for p in ("", "+prior"))]
     methods = sorted({m for m, _ in rows}, key=[*order, "U-Net", "multi-Otsu"].index)
     header = (
-        f"{'method':<11} {'slice':>5} "
+        f"{'method':<16} {'slice':>5} "
         + " ".join(f"{NAMES[c]:>14}" for c in classes)
         + f" {'mean':>6}"
+    )
+    print(
+        f"class shares of the scribbles {np.round(base, 3).tolist()}; of the scan by EM on the "
+        f"forest's probabilities {np.round(prior, 3).tolist()}; hand labels "
+        f"{[round(float((truth == c).mean()), 3) for c in classes]}"
     )
     print(header)
     for m in methods:
@@ -165,13 +203,13 @@ def main(argv: list[str] | None = None) -> int:
             s = rows[(m, i)]
             per.append([s[c] for c in classes])
             print(
-                f"{m:<11} {f'z{100 * i}':>5} "
+                f"{m:<16} {f'z{100 * i}':>5} "
                 + " ".join(f"{s[c]:>14.3f}" for c in classes)
                 + f" {np.mean(per[-1]):>6.3f}"
             )
         avg = np.mean(per, axis=0)
         print(
-            f"{m:<11} {'all':>5} " + " ".join(f"{v:>14.3f}" for v in avg) + f" {avg.mean():>6.3f}"
+            f"{m:<16} {'all':>5} " + " ".join(f"{v:>14.3f}" for v in avg) + f" {avg.mean():>6.3f}"
         )
     return 0
 
