@@ -174,7 +174,8 @@ def compact_conductance(g: Array) -> tuple[Array, float]:
     lo = min((float(xp.where(g[sl] > 0, g[sl], inf).min()) for sl in slabs), default=math.inf)
     if not math.isfinite(lo):
         return xp.zeros(g.shape, dtype=np.uint8), 1.0
-    q = xp.empty(g.shape, dtype=np.uint8)
+    # zeros: slabs left at 0 are never written, so their pages stay unmapped (boundary rows)
+    q = xp.zeros(g.shape, dtype=np.uint8)
     for k in (1, 2, 4):  # walls: 1, 1.5, 2 ... are multiples of a half
         s = g.dtype.type(lo / k)
         for sl in slabs:
@@ -182,7 +183,8 @@ def compact_conductance(g: Array) -> tuple[Array, float]:
             qs = xp.rint(gs / s)
             if not bool(((qs * s == gs) & (qs <= 255)).all()):
                 break
-            q[sl] = qs
+            if bool(qs.any()):
+                q[sl] = qs
         else:
             return q, float(s)
     return g, 1.0
