@@ -17,13 +17,19 @@ from __future__ import annotations
 
 import itertools
 import math
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zarr
-from zarr.codecs import BloscCodec, BloscShuffle
+from numcodecs import Blosc
+from zarr.codecs import BloscCodec, BloscShuffle, BytesCodec
+from zarr.core.buffer import default_buffer_prototype
+from zarr.core.sync import sync
+from zarr.storage import LocalStore
 
 from ooc.errors import StoreError
 from ooc.metadata import VolumeMetadata
@@ -334,7 +340,11 @@ class VolumeStore:
         chunks = arr.chunks[len(lead) :]
         written = kept = 0
         if not verify:
-            arr[(*lead, *box)] = data
+            codec = _plain_blosc(arr)
+            if codec is None:
+                arr[(*lead, *box)] = data
+            else:
+                _write_chunks(arr, codec, tuple(b.start for b in box), data)
             written = math.prod(
                 math.ceil((b.stop - b.start) / c) for b, c in zip(box, chunks, strict=True)
             )
@@ -376,6 +386,84 @@ class VolumeStore:
         """Append a provenance record (e.g. when a later step registers or annotates the store)."""
         group = self.group
         group.attrs["ooc_history"] = [*group.attrs.get("ooc_history", []), record]
+
+
+def _plain_blosc(arr: zarr.Array) -> Blosc | None:
+    """The numcodecs Blosc that encodes a chunk of ``arr`` exactly as zarr does, when its codecs
+    are only little-endian bytes and one Blosc and empty chunks are not written; else None."""
+    serializer, compressors = arr.serializer, arr.compressors
+    if (
+        arr.filters
+        or len(compressors) != 1
+        or not isinstance(compressors[0], BloscCodec)
+        or not isinstance(serializer, BytesCodec)
+        or (serializer.endian is not None and serializer.endian.value != "little")
+        or arr.metadata.zarr_format != 3
+        or arr.config.write_empty_chunks
+    ):
+        return None
+    c = compressors[0]
+    shuffle = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}[c.shuffle.value]
+    return Blosc(
+        cname=c.cname.value,
+        clevel=c.clevel,
+        shuffle=shuffle,
+        blocksize=c.blocksize,
+        typesize=c.typesize,
+    )
+
+
+def _write_chunks(arr: zarr.Array, codec: Blosc, origin: tuple[int, ...], data: np.ndarray) -> None:
+    """Encode and store the chunks of ``data`` (placed at ``origin`` of ``arr``, whose spatial
+    start is chunk-aligned) one by one, in this thread.
+
+    The bytes are those zarr writes: each chunk padded to the full chunk shape with the fill
+    value, little-endian, Blosc-encoded; a chunk holding only the fill value is not stored. It
+    spares zarr's per-call event-loop and thread hand-offs, which cost about as much as the
+    compression itself on a 2-core machine (a local store's files are written directly).
+    """
+    chunks = arr.chunks
+    lead = len(chunks) - len(origin)  # a channel axis is always whole in ``data``
+    origin = (0,) * lead + origin
+    fill = arr.fill_value
+    store = arr.store_path.store
+    prefix = f"{arr.store_path.path}/" if arr.store_path.path else ""
+    prototype = default_buffer_prototype()
+    root = Path(store.root) if isinstance(store, LocalStore) else None
+    little = data.dtype.newbyteorder("<")
+    ranges = [range(0, n, c) for n, c in zip(data.shape, chunks, strict=True)]
+    for start in itertools.product(*ranges):
+        local = tuple(
+            slice(s, min(s + c, n)) for s, c, n in zip(start, chunks, data.shape, strict=True)
+        )
+        block = data[local]
+        if block.shape != tuple(chunks):
+            padded = np.full(chunks, fill, dtype=little)
+            padded[tuple(slice(0, n) for n in block.shape)] = block
+            block = padded
+        block = np.ascontiguousarray(block, dtype=little)
+        if not np.any(block != fill):
+            continue
+        coords = tuple((o + s) // c for o, s, c in zip(origin, start, chunks, strict=True))
+        key = prefix + arr.metadata.encode_chunk_key(coords)
+        encoded = codec.encode(block)
+        if root is not None:
+            _put_file(root / key, encoded)
+        else:
+            sync(store.set(key, prototype.buffer.from_bytes(encoded)))
+
+
+def _put_file(path: Path, data: bytes) -> None:
+    """Write ``path`` as zarr's local store does: to a temporary name, then renamed over it (a
+    reader never sees a half-written chunk), but in this thread."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{uuid.uuid4().hex}.partial")
+    try:
+        partial.write_bytes(data)
+        partial.replace(path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 def _jsonable(value: Any) -> Any:
