@@ -65,6 +65,8 @@ def test_the_readme_chain_runs_as_written(tmp_path: Path) -> None:
     hessian = ooc.open_results(str(tmp_path / "features.zarr"))["features/hessian_s1.5"]
     assert sorted(hessian.to_dataset().data_vars) == [f"hessian_e{i}_s1.5" for i in range(3)]
     assert "classes 1=pore, 2=grain, 3=micro-porous" in printed["train"]
+    kept = json.loads((tmp_path / "rock.model" / "model.json").read_text())["spec"]["filters"]
+    assert sum(len(scales) for scales in kept.values()) <= 12  # --select 12: a pruned bank
     assert "most uncertain regions" in printed["segment"]
 
     seg = ooc.open_volume(str(tmp_path / "seg.zarr"))

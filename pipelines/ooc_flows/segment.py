@@ -20,6 +20,7 @@ def train_flow(
     class_weight: str | None = None,
     class_names: dict[str, str] | None = None,
     n_estimators: int = 100,
+    n_features: int | None = None,
     settings_overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train a random forest on ``volume`` from the sparse labels ``annotations`` into ``model``."""
@@ -31,6 +32,7 @@ def train_flow(
         "class_weight": class_weight,
         "class_names": class_names,
         "n_estimators": n_estimators,
+        **({"n_features": n_features} if n_features is not None else {}),
     }
     return stage_task("train", arguments, settings_overrides)
 
