@@ -181,7 +181,10 @@ def compact_conductance(g: Array) -> tuple[Array, float]:
         for sl in slabs:
             gs = g[sl]
             qs = xp.rint(gs / s)
-            if not bool(((qs * s == gs) & (qs <= 255)).all()):
+            # exact in float64 too (q * scale is how the float64 residual sees the value): in
+            # the array's own precision 10 x 0.1f rounds to 1.0f, an error refinement cannot undo
+            exact = qs.astype(np.float64) * float(s) == gs.astype(np.float64)
+            if not bool((exact & (qs <= 255)).all()):
                 break
             if bool(qs.any()):
                 q[sl] = qs
