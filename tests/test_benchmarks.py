@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -92,3 +93,15 @@ def test_simulate_benchmark_prints_its_tables(tmp_path: Path) -> None:
     )  # fmt: skip
     assert "ooc" in out
     assert "bytes / voxel" in out
+
+
+@pytest.mark.slow
+def test_startup_benchmark_prints_each_verb(tmp_path: Path) -> None:
+    out = _run("startup.py", "--shape", "24", "--workdir", str(tmp_path), tmp_path=tmp_path)
+    cells = [re.split(r"\s{2,}", line) for line in out.splitlines()]
+    exits = {c[0]: c[3] for c in cells if len(c) >= 4 and c[0].startswith(("ooc ", "measure "))}
+    for verb in ("synth", "ingest", "features", "train", "segment", "measure", "simulate"):
+        assert exits[f"ooc {verb}"] == "0", out
+    assert exits["ooc bad phase name"] == exits["ooc bad argument"] == "2", out
+    assert exits["measure as a Prefect flow"] == "0", out
+    assert not list(tmp_path.iterdir()), "the benchmark left its files behind"

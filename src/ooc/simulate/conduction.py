@@ -540,31 +540,19 @@ def _solve_direction(
     u *= active
     scale = L / A
     mon = _FluxMonitor(g_in, g_out, axis, n, scale, rtol)
-    if dtype == np.float64:
-        pinfo = pcg(
-            op,
-            b,
-            u,
-            mg,
-            max_iter=max_iter,
-            rtol=min(1e-3 * rtol, 1e-10),
-            check=mon,
-            b_scale=b_scale,
-        )
-    else:
-        corr = xp.zeros(shape, dtype=dtype)
-        pinfo = pcg(
-            op,
-            b,
-            corr,
-            mg,
-            max_iter=max_iter,
-            rtol=min(1e-3 * rtol, 1e-10),
-            check=mon,
-            x_high=u,
-            b_scale=b_scale,
-        )
-        del corr
+    # float64 solves in place; a lower precision solves for a correction refined against u
+    refine = dtype != np.float64
+    pinfo = pcg(
+        op,
+        b,
+        xp.zeros(shape, dtype=dtype) if refine else u,
+        mg,
+        max_iter=max_iter,
+        rtol=min(1e-3 * rtol, 1e-10),
+        check=mon,
+        x_high=u if refine else None,
+        b_scale=b_scale,
+    )
     del mg
     f_in, f_out = mon.fluxes(lambda a, j: u[_sl(a, slice(j, j + 1))])
     flux_mean = 0.5 * (f_in + f_out)

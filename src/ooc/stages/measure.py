@@ -17,7 +17,6 @@ from typing import Any
 import dask.array as da
 import xarray as xr
 
-from ooc.cluster import progress_enabled
 from ooc.config import Settings
 from ooc.errors import StoreError
 from ooc.measure.connectivity import phase_connectivity
@@ -142,7 +141,7 @@ def run_measure(
             provenance=record,
             storage_options=options,
             desc=f"measure {labels.rstrip('/').rsplit('/', 1)[-1]}",
-            progress=progress_enabled() if progress is None else progress,
+            progress=progress,
         )
         return _product(ctx.url, base, local, pore, objects, names, attrs, options)
 

@@ -37,6 +37,7 @@ import zarr
 from tqdm.auto import tqdm
 
 import ooc
+from ooc.cluster import progress_enabled
 from ooc.errors import StoreError
 from ooc.results import write_dataset
 
@@ -317,11 +318,14 @@ def write_parts(
     provenance: dict[str, Any],
     storage_options: dict[str, Any] | None = None,
     desc: str,
-    progress: bool,
+    progress: bool | None = None,
 ) -> None:
     """Compute and write each part (a Dataset, as group ``<prefix>/<name>`` of the results store
     ``group`` at ``url``) that is not flagged in ``parts_done`` yet, flagging it once written:
-    a killed stage resumes with the parts that are left."""
+    a killed stage resumes with the parts that are left. ``progress``: a bar (None: on a
+    terminal, :func:`ooc.cluster.progress_enabled`)."""
+    if progress is None:
+        progress = progress_enabled()
     done = list(group.attrs.get("parts_done", []))
     for name, compute in tqdm(parts.items(), desc=desc, disable=not progress):
         if name in done:

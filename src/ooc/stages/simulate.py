@@ -21,7 +21,6 @@ import psutil
 import xarray as xr
 import zarr
 
-from ooc.cluster import progress_enabled
 from ooc.config import Settings
 from ooc.errors import ConfigError, StoreError
 from ooc.provenance import make_record
@@ -162,9 +161,8 @@ def run_simulate(
             ],
             run_id=run_id,
         )
-        show = progress_enabled() if progress is None else progress
         name = labels.rstrip("/").rsplit("/", 1)[-1]
-        writing = {"provenance": record, "storage_options": options, "progress": show}
+        writing = {"provenance": record, "storage_options": options, "progress": progress}
 
         summary: dict[str, Any] = {"route": chosen, "memory": plan, "solver": solver}
         if chosen == "blocks":

@@ -27,7 +27,6 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from ooc.cluster import progress_enabled
 from ooc.config import Settings
 from ooc.errors import ConfigError, StoreError
 from ooc.io import open_volume
@@ -175,7 +174,7 @@ def run_upscale(
             provenance=record,
             storage_options=opts,
             desc=f"upscale {phase}",
-            progress=progress_enabled() if progress is None else progress,
+            progress=progress,
         )
         stored = read_group(ctx.url, "upscale/properties", storage_options=opts)
         summary = {

@@ -58,6 +58,22 @@ class GreyLevels:
         return sig / abs(self.solid - self.pore)
 
 
+def _with_labels(
+    values: Any, labels: Any, name: str, dtype: Any = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``values`` and ``labels`` as arrays, refused unless they have the same shape."""
+    v = np.asarray(values, dtype=dtype)
+    lab = np.asarray(labels)
+    if v.shape != lab.shape:
+        raise ValueError(f"{name} {v.shape} and labels {lab.shape} must have the same shape")
+    return v, lab
+
+
+def _labels_in(labels: np.ndarray, phase: int | Sequence[int]) -> np.ndarray:
+    """Mask of the voxels whose label is ``phase`` (one label or several)."""
+    return np.isin(labels, [phase] if isinstance(phase, int | np.integer) else list(phase))
+
+
 def _robust(grey: np.ndarray, mask: np.ndarray) -> tuple[float, float, int]:
     v = grey[mask].astype(np.float64)
     med = float(np.median(v))
@@ -102,17 +118,13 @@ def grey_levels(
     -------
     GreyLevels
     """
-    g = np.asarray(grey)
-    lab = np.asarray(labels)
-    if g.shape != lab.shape:
-        raise ValueError(f"grey {g.shape} and labels {lab.shape} must have the same shape")
-    solids = [solid_label] if isinstance(solid_label, int | np.integer) else list(solid_label)
+    g, lab = _with_labels(grey, labels, "grey")
     pore = lab == pore_label
-    solid = np.isin(lab, solids)
+    solid = _labels_in(lab, solid_label)
     if not pore.any():
         raise ValueError(f"no voxel has the pore label {pore_label}; grey levels need both phases")
     if not solid.any():
-        raise ValueError(f"no voxel has a solid label {solids}; grey levels need both phases")
+        raise ValueError(f"no voxel has a solid label {solid_label}; grey levels need both phases")
     p, ps, pn = _robust(g, _inner(pore, erode))
     s, ss, sn = _robust(g, _inner(solid, erode))
     if p == s:
@@ -152,14 +164,10 @@ def grey_porosity(
     numpy.ndarray of float32, shape (nz, ny, nx)
         Porosity in [0, 1]; its mean over the phase is the phase's sub-resolution porosity.
     """
-    g = np.asarray(grey, dtype=np.float32)
-    lab = np.asarray(labels)
-    if g.shape != lab.shape:
-        raise ValueError(f"grey {g.shape} and labels {lab.shape} must have the same shape")
+    g, lab = _with_labels(grey, labels, "grey", np.float32)
     if sigma < 0 or not math.isfinite(sigma):
         raise ValueError(f"sigma must be >= 0 voxels; got {sigma}")
-    phases = [phase] if isinstance(phase, int | np.integer) else list(phase)
-    m = np.isin(lab, phases)
+    m = _labels_in(lab, phase)
     if sigma > 0:
         from scipy import ndimage
 
@@ -203,14 +211,10 @@ def shrink_porosity(
     -------
     numpy.ndarray of float32
     """
-    phi = np.asarray(porosity, dtype=np.float32)
-    lab = np.asarray(labels)
-    if phi.shape != lab.shape:
-        raise ValueError(f"porosity {phi.shape} and labels {lab.shape} must have the same shape")
+    phi, lab = _with_labels(porosity, labels, "porosity", np.float32)
     if noise < 0 or not math.isfinite(noise):
         raise ValueError(f"noise must be a finite standard deviation >= 0; got {noise}")
-    phases = [phase] if isinstance(phase, int | np.integer) else list(phase)
-    m = np.isin(lab, phases)
+    m = _labels_in(lab, phase)
     out = phi.copy()
     if not m.any():
         return out

@@ -23,6 +23,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
+from ooc.upscale.grey import _with_labels
+
 __all__ = ["part_porosity", "refine_field", "refine_labels"]
 
 #: smallest share of a voxel taken as its phase part by part_porosity (noise grows as 1/share)
@@ -150,10 +152,7 @@ def part_porosity(
     -------
     numpy.ndarray of float32, shape (nz, ny, nx)
     """
-    phi = np.asarray(porosity, dtype=np.float32)
-    lab = np.asarray(labels)
-    if phi.shape != lab.shape:
-        raise ValueError(f"porosity {phi.shape} and labels {lab.shape} must have the same shape")
+    phi, lab = _with_labels(porosity, labels, "porosity", np.float32)
     f = refined.shape[0] // lab.shape[0]
     if f < 1 or refined.shape != tuple(s * f for s in lab.shape):
         raise ValueError(
