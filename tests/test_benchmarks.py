@@ -105,3 +105,30 @@ def test_startup_benchmark_prints_each_verb(tmp_path: Path) -> None:
     assert exits["ooc bad phase name"] == exits["ooc bad argument"] == "2", out
     assert exits["measure as a Prefect flow"] == "0", out
     assert not list(tmp_path.iterdir()), "the benchmark left its files behind"
+
+
+@pytest.mark.slow
+def test_end_to_end_benchmark_prints_each_stage(tmp_path: Path) -> None:
+    out = _run(
+        "end_to_end.py", "--size", "32", "--scribbles", "0.01", "--trees", "20",
+        "--workdir", str(tmp_path), tmp_path=tmp_path,
+    )  # fmt: skip
+    cells = [re.split(r"\s{2,}", line.strip()) for line in out.splitlines()]
+    stages = {c[0]: c[1:] for c in cells if c[0] in ("ingest", "train", "segment", "measure",
+                                                      "simulate", "total") and len(c) == 6}  # fmt: skip
+    assert list(stages) == ["ingest", "train", "segment", "measure", "simulate", "total"], out
+    shares = [float(stages[s][1].rstrip("%")) for s in list(stages)[:-1]]
+    assert sum(shares) == pytest.approx(100.0, abs=0.3)
+    seconds = [float(stages[s][0]) for s in stages]
+    assert sum(seconds[:-1]) == pytest.approx(seconds[-1], abs=0.3)
+    assert min(seconds) > 0
+    assert all(0.05 < float(v[3]) < 8 for v in stages.values()), out  # peak GiB
+    iou = re.search(r"^IoU: .*\(mean ([0-9.]+)\)", out, re.M)
+    assert iou is not None, out
+    assert float(iou.group(1)) > 0.5, out
+    taus = re.search(r"tau z/y/x ([0-9.]+)/([0-9.]+)/([0-9.]+)", out)
+    assert taus is not None, out
+    assert all(float(t) >= 1.0 for t in taus.groups()), out  # a tortuosity factor is >= 1
+    alternative = next(c for c in cells if c[0] == "whole array")
+    assert float(alternative[7]) > 0.5, out  # its mean IoU
+    assert not list(tmp_path.iterdir()), "the benchmark left its files behind"
