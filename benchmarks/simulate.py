@@ -36,7 +36,9 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
 import json
 import math
 import os
@@ -102,9 +104,15 @@ def _child(spec: dict) -> dict:
         # a MemoryError in this process instead of the kernel's OOM killer on a shared machine
         cap = int(spec["mem_cap_gb"] * 2**30)
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-    module = {"taufactor": "taufactor", "porespy": "porespy"}.get(route, "ooc.simulate")
+    module = {
+        "taufactor": "taufactor",
+        "porespy": "porespy",
+        "puma_perm": "pumapy",
+        "lbm_perm": "lbmpy",
+    }.get(route, "ooc.simulate")
     try:
-        importlib.import_module(module)
+        with contextlib.redirect_stdout(io.StringIO()):  # pumapy prints on import
+            importlib.import_module(module)
     except Exception as e:  # a peer that does not import
         return {"error": f"not installed ({type(e).__name__})"}
     try:
@@ -119,6 +127,8 @@ def _solve(spec: dict, np: Any) -> dict:
         import taufactor
     elif route == "porespy":
         import porespy
+    elif route in ("puma_perm", "lbm_perm"):
+        from peers import lbm, puma
     else:
         import ooc.simulate as osim
     im = np.load(spec["image"]) if spec.get("image") else None
@@ -153,15 +163,31 @@ def _solve(spec: dict, np: Any) -> dict:
                 "iterations": None,
                 "converged": bool(getattr(res, "converged", True)),
             }
+        elif route == "puma_perm":
+            out = puma.permeability(
+                im != spec.get("pore", 0),
+                axis=axis,
+                voxel_size=spec["voxel_size"],
+                tol=spec["rtol"],
+            )
+        elif route == "lbm_perm":
+            r = lbm.permeability(im != spec.get("pore", 0), axis=axis, tol=spec["rtol"])
+            out = {
+                "k_m2": r["k_voxel2"] * spec["voxel_size"] ** 2,  # lattice units: voxel edge = 1
+                "iterations": r["steps"],
+                "converged": r["converged"],
+            }
         elif route in ("ooc_perm", "ooc_perm_previous"):
             if route == "ooc_perm_previous":
                 osim = _previous_stokes(spec["rev"])
+            extra = {"drive": spec["drive"], "periodic": True} if spec.get("drive") else {}
             r = osim.permeability(
                 im,
                 pore_label=spec.get("pore", 0),
                 voxel_size=spec["voxel_size"],
                 direction=axis,
                 rtol=spec["rtol"],
+                **extra,
             )
             d = r.directions["zyx"[axis]]
             act = int(np.count_nonzero(im == spec.get("pore", 0)))
@@ -307,6 +333,12 @@ def main() -> None:
         help="git revision of the previous Stokes solver compared in section 3 ('' skips it)",
     )
     ap.add_argument("--duct", type=int, default=32, help="square duct width (voxels), section 3")
+    ap.add_argument(
+        "--peer-perm-sizes",
+        default="256",
+        help="synthetic images (edge) whose permeability is compared with PuMA and lbmpy",
+    )
+    ap.add_argument("--peer-timeout", type=float, default=900.0, help="seconds per peer solve")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per subprocess")
     ap.add_argument("--peer-mem-gb", type=float, default=12.0, help="address-space cap of peers")
     ap.add_argument("--json", help="also write all results to this JSON file")
@@ -323,6 +355,7 @@ def main() -> None:
 
     if args.quick:
         args.sizes, args.peer_sizes, args.perm_size, args.duct = "48,64,96", "64", 48, 8
+        args.peer_perm_sizes = "24"
     tmp = Path(tempfile.mkdtemp(prefix="ooc-bench-sim-"))
     py = sys.executable
     report: dict[str, Any] = {"tortuosity": [], "scaling": [], "permeability": None, "large": []}
@@ -473,6 +506,7 @@ def main() -> None:
     # ---- 3. permeability ----------------------------------------------------------------
     if 3 in sections:
         _permeability_section(args, tmp, py, report)
+        _permeability_peers(args, tmp, py, report)
 
     # ---- 4. large volumes -----------------------------------------------------------------
     if 4 in sections:
@@ -554,6 +588,99 @@ def _permeability_section(args: Any, tmp: Path, py: str, report: dict) -> None:
             f"{exact:.6g}, error {abs(k_vox / exact - 1):.1e} (second order in 1/a), "
             f"{r['seconds']:.2f} s, {r['iterations']} iterations\n"
         )
+
+
+def _permeability_peers(args: Any, tmp: Path, py: str, report: dict) -> None:
+    """Section 3b: ooc beside PuMA (finite elements) and lbmpy (lattice Boltzmann).
+
+    Every tool sees the same image with the same boundary conditions (all faces periodic, a
+    uniform body force along axis 0, no-slip solid voxels) and stops at its stated criterion.
+    """
+    import numpy as np
+
+    a = args.duct
+    duct = np.ones((2 * a, a + 2, a + 2), np.uint8)
+    duct[:, 1:-1, 1:-1] = 0
+    images = [(f"square duct {a}² x {2 * a}", duct, _duct_exact(a))]
+    for n in (int(v) for v in args.peer_perm_sizes.split(",") if v):
+        images.append((f"synthetic {n}³", _synthetic(n, 11, 0.45), None))
+    tools = [
+        ("ooc", "ooc_perm", 1e-3, "MINRES rtol 1e-3", py),
+        ("PuMA (FE)", "puma_perm", 1e-6, "MINRES tol 1e-6", args.peers_python),
+        ("lbmpy (LBM)", "lbm_perm", 1e-5, "|dk/k| < 1e-5 per 100 steps", args.peers_python),
+    ]
+    rows, speedups = [], []
+    report["permeability_peers"] = []
+    for name, im, exact in images:
+        path = tmp / "peer_perm.npy"
+        np.save(path, im)
+        results = []
+        for tool, route, tol, criterion, python in tools:
+            spec = {"route": route, "image": str(path), "rtol": tol, "voxel_size": 1e-6}
+            if route == "ooc_perm":
+                spec["drive"] = "body_force"
+                r = _run(spec, python, args.timeout)
+            elif args.no_peers:
+                r = {"error": "skipped"}
+            else:
+                spec["mem_cap_gb"] = args.peer_mem_gb
+                r = _run(spec, python, args.peer_timeout)
+            r["load"] = os.getloadavg()[0]
+            results.append((tool, criterion, r))
+        path.unlink()
+        k_ref = exact * 1e-12 if exact is not None else results[0][2].get("k_m2")
+        report["permeability_peers"].append(
+            {"image": name, "k_exact_m2": exact and exact * 1e-12, "results": results}
+        )
+        for tool, criterion, r in results:
+            if "error" in r:
+                rows.append([name, tool, criterion, r["error"], *["-"] * 5, _fmt(r["load"], ".1f")])
+                continue
+            rows.append(
+                [
+                    name,
+                    tool,
+                    criterion,
+                    _fmt(r["k_m2"], ".5g"),
+                    _fmt(abs(r["k_m2"] / k_ref - 1), ".1e") if k_ref else "-",
+                    _fmt(r["seconds"], ".1f"),
+                    _fmt(r.get("iterations")),
+                    _fmt(r["peak_mib"], ".0f"),
+                    _fmt(r["peak_mib"] * 2**20 / im.size, ".0f"),
+                    _fmt(r["load"], ".1f"),
+                ]
+            )
+        t_ooc = results[0][2].get("seconds")
+        done = [(r["seconds"], tool) for tool, _, r in results[1:] if "seconds" in r]
+        late = [tool for tool, _, r in results[1:] if r.get("error", "").startswith("timeout")]
+        if t_ooc and done:
+            t, tool = min(done)
+            speedups.append(f"  {name}: ooc {t / t_ooc:.1f}x faster than the fastest peer ({tool})")
+        elif t_ooc and late:
+            speedups.append(
+                f"  {name}: ooc > {args.peer_timeout / t_ooc:.0f}x faster (peers "
+                f"{', '.join(late)} ran past {args.peer_timeout:.0f} s)"
+            )
+    print(
+        "## 3b. Permeability beside peers, same images, all faces periodic, body force along "
+        "axis 0, voxel 1 µm (error against the exact answer for the duct, against ooc otherwise)\n"
+    )
+    print_table(
+        rows,
+        [
+            "image",
+            "tool",
+            "criterion",
+            "k (m²)",
+            "|k / k_ref - 1|",
+            "seconds",
+            "iterations",
+            "peak MiB",
+            "bytes / voxel",
+            "load",
+        ],
+    )
+    print("\n".join(speedups) + "\n")
 
 
 def _large_section(args: Any, py: str, report: dict) -> None:
