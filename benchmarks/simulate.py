@@ -363,7 +363,9 @@ def main() -> None:
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--sizes", default="64,96,128,192,256,384", help="scaling sizes (edge, voxels)")
     ap.add_argument("--peer-sizes", default="256,384", help="synthetic images compared with peers")
-    ap.add_argument("--perm-size", type=int, default=256)
+    ap.add_argument(
+        "--perm-size", type=int, default=256, help="section 3 versions' image (edge; 0 skips)"
+    )
     ap.add_argument(
         "--previous-rev",
         default="1c9a5ae",
@@ -376,6 +378,7 @@ def main() -> None:
         help="synthetic images (edge) whose permeability is compared with PuMA and lbmpy",
     )
     ap.add_argument("--peer-timeout", type=float, default=900.0, help="seconds per peer solve")
+    ap.add_argument("--perm-peers", default="puma,lbm", help="permeability peers run (3b)")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per subprocess")
     ap.add_argument("--peer-mem-gb", type=float, default=12.0, help="address-space cap of peers")
     ap.add_argument("--json", help="also write all results to this JSON file")
@@ -565,7 +568,8 @@ def main() -> None:
         Path(args.json).write_text(json.dumps(report, indent=1, default=str))
 
 
-def _permeability_section(args: Any, tmp: Path, py: str, report: dict) -> None:
+def _permeability_versions(args: Any, tmp: Path, py: str, report: dict) -> None:
+    """Section 3: this version beside the previous one on the synthetic ``--perm-size`` image."""
     import numpy as np
 
     n = args.perm_size
@@ -615,6 +619,13 @@ def _permeability_section(args: Any, tmp: Path, py: str, report: dict) -> None:
             "converged",
         ],
     )
+
+
+def _permeability_section(args: Any, tmp: Path, py: str, report: dict) -> None:
+    import numpy as np
+
+    if args.perm_size:
+        _permeability_versions(args, tmp, py, report)
     # a square duct along z: the exact (series) answer
     a = args.duct
     im = np.ones((2 * a, a + 2, a + 2), np.uint8)
@@ -667,7 +678,7 @@ def _permeability_peers(args: Any, tmp: Path, py: str, report: dict) -> None:
             if route == "ooc_perm":
                 spec["drive"] = "body_force"
                 r = _run(spec, python, args.timeout)
-            elif args.no_peers:
+            elif args.no_peers or route.split("_")[0] not in args.perm_peers.split(","):
                 r = {"error": "skipped"}
             else:
                 spec["mem_cap_gb"] = args.peer_mem_gb
