@@ -1,4 +1,4 @@
-"""Benchmark: ooc.simulate against TauFactor and PoreSpy on the same images, in the same run.
+"""Benchmark: ooc.simulate beside TauFactor, PoreSpy, PuMA and lbmpy on the same images, same run.
 
 Every solve runs in its own subprocess (fresh interpreter) so its time and memory are its own:
 ``peak MiB`` is the largest resident-set growth during the solve (sampled every 5 ms from
@@ -19,18 +19,34 @@ Sections
    revision run on this version's kernels) on the same image at the same ``rtol``: time,
    iterations, peak memory and bytes per voxel; then a square duct (pressure drop, no-slip walls)
    against its exact series solution.
-4. ``--large``: a whole conduction solve (``--whole-size``, default 512³) and a block-wise
-   diffusivity map of a lazily generated volume (``--map-size``, default 1024³ in 256³ blocks:
-   the labels are made block by block, never whole in memory) with the process's peak memory.
+3b. Permeability beside peers on the same images with the same boundary conditions (every face
+   periodic, a uniform body force along axis 0): NASA PuMA (finite-element Stokes, built from
+   source; MINRES ``tol=1e-6``) and lbmpy (lattice Boltzmann D3Q19 TRT; stops when k changes by
+   less than 1e-5 over 100 steps), ooc at ``rtol=1e-3``. Images: the square duct (``--duct``,
+   against its exact answer) and synthetic images (``--peer-perm-sizes``, against ooc). Prints
+   k, error, time, peak memory, the machine load and ooc's speed-up over the fastest peer.
+4. ``--large``: a whole conduction solve (``--whole-size``, default 512³; 0 skips it) and a
+   block-wise diffusivity map of a 1024³ volume (``--map-size``, blocks of ``--map-block``):
+   by default the labels are first written to a Zarr store on disk block by block (one chunk
+   per block) and the map reads them back with ``da.from_zarr``, so they are never whole in
+   memory; ``--map-from generated`` makes the blocks inside the map's tasks instead. Prints
+   the time and the process's peak memory.
 
 Peers are optional: they are imported only in their subprocess, from ``--peers-python``
 (default: this interpreter); rows say ``not installed`` when they do not import.
+``benchmarks/install_peers.sh PUMA_SOURCE`` builds that interpreter (``/tmp/peers-venv``).
 
 Usage::
 
     .venv/bin/python benchmarks/simulate.py                      # all but --large
     .venv/bin/python benchmarks/simulate.py --quick              # 64³/96³ smoke run
+    benchmarks/install_peers.sh /tmp/peers-src/puma                # the peers' venv
     .venv/bin/python benchmarks/simulate.py --peers-python /tmp/peers-venv/bin/python --large
+    # permeability peers only (PuMA and lbmpy), the duct and a 64³ synthetic image:
+    .venv/bin/python benchmarks/simulate.py --sections 3 --perm-size 0 --peer-perm-sizes 64 \\
+        --peers-python /tmp/peers-venv/bin/python
+    # the 1024³ map from a Zarr store, without the whole solve:
+    .venv/bin/python benchmarks/simulate.py --large --sections 4 --whole-size 0
 """
 
 from __future__ import annotations
