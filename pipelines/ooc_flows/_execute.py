@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+from concurrent.futures import Future
 from typing import Any
 
 from ooc.cluster import dask_client
 from ooc.config import Settings, check_store_url, load_settings
 
-__all__ = ["STAGES", "execute_stage", "settings_from", "stage_function"]
+__all__ = ["STAGES", "execute_stage", "runs_on_threads", "settings_from", "stage_function"]
 
 STAGES = ("ingest", "features", "train", "segment", "measure", "simulate", "upscale")
 
@@ -34,6 +35,13 @@ def stage_function(stage: str) -> Any:
     return getattr(importlib.import_module(f"ooc.stages.{stage}"), f"run_{stage}")
 
 
+def runs_on_threads(stage: str, settings: Settings) -> bool:
+    """Whether ``stage`` runs on a thread pool of its own rather than a Dask cluster: ingest
+    does when no scheduler is configured (it streams regions; on one machine that is 3x faster
+    than a LocalCluster of processes, benchmarks/ingest.py)."""
+    return stage == "ingest" and not settings.scheduler
+
+
 def execute_stage(
     stage: str,
     arguments: dict[str, Any],
@@ -41,12 +49,14 @@ def execute_stage(
     *,
     run_id: str | None = None,
     deployed: bool = False,
+    cluster: Future | None = None,
 ) -> dict[str, Any]:
     """Run one stage (:mod:`ooc.stages`) on the configured Dask cluster; returns its outcome:
     ``stage``, ``url``, ``skipped``, ``seconds``, ``summary`` and the stored ``record``.
 
     ``run_id`` (a Prefect flow run's id) goes into the provenance; ``deployed`` runs (started
-    from a Prefect deployment) may only touch stores under the configured data roots.
+    from a Prefect deployment) may only touch stores under the configured data roots;
+    ``cluster``: a local cluster already starting (:func:`ooc.cluster.start_local_cluster`).
     """
     settings = settings_from(settings_overrides)
     if deployed:
@@ -55,10 +65,8 @@ def execute_stage(
         for url in (arguments.get("upscaled") or {}).values():  # simulate: phase -> store
             check_store_url(str(url), settings)
     extra = {} if stage == "train" else {"run_id": run_id}
-    # ingest streams regions through a thread pool of its own when no scheduler is configured:
-    # on one machine that is 3x faster than a LocalCluster of processes (benchmarks/ingest.py)
-    threads_only = stage == "ingest" and not settings.scheduler
-    with contextlib.nullcontext() if threads_only else dask_client(settings):
+    on_threads = runs_on_threads(stage, settings)
+    with contextlib.nullcontext() if on_threads else dask_client(settings, cluster=cluster):
         outcome = stage_function(stage)(**arguments, settings=settings, **extra)
     return {
         "stage": stage,

@@ -10,6 +10,7 @@ API when no server is configured (its database then lives under the data folder)
 from __future__ import annotations
 
 import argparse
+import atexit
 import datetime as dt
 import json
 import os
@@ -104,12 +105,21 @@ def _run_stage(
     seconds, before any service starts), then run it: as a Prefect flow when a Prefect server
     is configured (the run shows there), otherwise directly on the Dask cluster (a temporary
     Prefect API would only add seconds and record the run where nobody looks)."""
-    from ooc_flows._execute import execute_stage, stage_function
+    from ooc.cluster import discard_cluster, start_local_cluster
+    from ooc_flows._execute import execute_stage, runs_on_threads, stage_function
 
+    direct = not prefect_server_configured()
+    # the cluster's workers start while the stage is imported and its inputs checked; if the
+    # check fails, the cluster is closed at exit, after the error line is printed
+    cluster = None
+    if direct and not runs_on_threads(stage, settings):
+        cluster = start_local_cluster(settings)
+        atexit.register(discard_cluster, cluster)
     stage_function(stage)(**arguments, settings=settings, check_only=True)
-    if not prefect_server_configured():
+    atexit.unregister(discard_cluster)
+    if direct:
         end_orphaned_servers()
-        return execute_stage(stage, arguments, _overrides(args))
+        return execute_stage(stage, arguments, _overrides(args), cluster=cluster)
     import importlib
 
     _before_flow()

@@ -8,9 +8,12 @@ submit work to it.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
+import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
 from typing import Any
 
 import dask
@@ -21,7 +24,14 @@ from tqdm.auto import tqdm
 from ooc.config import Settings, load_settings
 from ooc.errors import ConfigError
 
-__all__ = ["dask_client", "dask_security", "progress_enabled", "run_tasks"]
+__all__ = [
+    "dask_client",
+    "dask_security",
+    "discard_cluster",
+    "progress_enabled",
+    "run_tasks",
+    "start_local_cluster",
+]
 
 _TLS_SETTINGS = {
     "tls_ca_file": "OOC_TLS_CA_FILE",
@@ -85,12 +95,70 @@ def dask_security(settings: Settings) -> Security | None:
     )
 
 
+def _local_cluster(settings: Settings) -> LocalCluster:
+    """The ``LocalCluster`` of ``settings.n_workers`` processes ooc starts on 127.0.0.1."""
+    security = dask_security(settings)
+    return LocalCluster(
+        n_workers=settings.n_workers,
+        threads_per_worker=settings.threads_per_worker,
+        memory_limit=settings.memory_limit,
+        processes=True,
+        host="127.0.0.1",
+        protocol="tls://" if security else None,
+        security=security,
+        # the scheduler's small HTTP server (health, metrics) on a free loopback port: the
+        # default 8787 may be taken by another cluster, and distributed then warns on stderr
+        dashboard_address="127.0.0.1:0",
+        # BLAS/Blosc threads would oversubscribe the cores Dask already uses
+        env={"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
+    )
+
+
+def start_local_cluster(settings: Settings) -> Future | None:
+    """Start the local cluster on a background thread; ``None`` when a scheduler is configured.
+
+    Its worker processes start while the caller imports and checks its inputs; hand the future
+    to :func:`dask_client`, or to :func:`discard_cluster` when the run does not happen.
+    """
+    if settings.scheduler:
+        return None
+    future: Future = Future()
+
+    def start() -> None:
+        try:
+            future.set_result(_local_cluster(settings))
+        except BaseException as err:  # handed to whoever waits for the cluster
+            future.set_exception(err)
+
+    threading.Thread(target=start, name="ooc-cluster-start", daemon=True).start()
+    return future
+
+
+def discard_cluster(future: Future | None) -> None:
+    """Close a cluster from :func:`start_local_cluster` that no run will use, quietly: workers
+    closed just after they started may log heartbeats cut short, which would bury the one-line
+    error that made the run stop."""
+    if future is None or future.exception() is not None:
+        return
+    cluster = future.result()
+    with Client(cluster) as client:
+        client.run(_silence_distributed)
+    cluster.close()
+
+
+def _silence_distributed() -> None:
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+
+
 @contextlib.contextmanager
-def dask_client(settings: Settings | None = None) -> Iterator[Client]:
+def dask_client(
+    settings: Settings | None = None, *, cluster: Future | None = None
+) -> Iterator[Client]:
     """A ``distributed.Client`` for the configured cluster, closed on exit.
 
     With ``settings.scheduler`` unset, a ``LocalCluster`` of ``n_workers`` processes is started
-    for the run on 127.0.0.1 (its HTTP server on a free loopback port) and stopped afterwards; otherwise the client
+    for the run on 127.0.0.1 (its HTTP server on a free loopback port) and stopped afterwards
+    (``cluster``: one already starting, from :func:`start_local_cluster`); otherwise the client
     connects to that scheduler. TLS settings (:func:`dask_security`) apply to both.
     """
     settings = settings or load_settings()
@@ -100,21 +168,8 @@ def dask_client(settings: Settings | None = None) -> Iterator[Client]:
             yield client
         return
     with (
-        LocalCluster(
-            n_workers=settings.n_workers,
-            threads_per_worker=settings.threads_per_worker,
-            memory_limit=settings.memory_limit,
-            processes=True,
-            host="127.0.0.1",
-            protocol="tls://" if security else None,
-            security=security,
-            # the scheduler's small HTTP server (health, metrics) on a free loopback port: the
-            # default 8787 may be taken by another cluster, and distributed then warns on stderr
-            dashboard_address="127.0.0.1:0",
-            # BLAS/Blosc threads would oversubscribe the cores Dask already uses
-            env={"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
-        ) as cluster,
-        Client(cluster, security=security) as client,
+        cluster.result() if cluster is not None else _local_cluster(settings) as local,
+        Client(local, security=security) as client,
     ):
         yield client
 

@@ -143,6 +143,34 @@ def test_saved_forest_predicts_the_same_and_refuses_tampering(tmp_path, small_ca
         load_model(tmp_path)
 
 
+def test_a_lazily_loaded_forest_sends_its_path_and_is_checked_where_it_predicts(
+    tmp_path, small_case: tuple
+) -> None:
+    import pickle
+
+    from ooc.segment.models import ForestFile
+
+    _, grey, model = small_case
+    path = save_model(model, tmp_path / "forest.model")
+    lazy = load_model(path, lazy=True)
+    assert isinstance(lazy.estimator, ForestFile)
+    assert len(pickle.dumps(lazy.estimator)) < 500  # what each task carries: a path
+    a = model.predict_proba(grey[:20], device="cpu").compute()
+    np.testing.assert_array_equal(lazy.predict_proba(grey[:20], device="cpu").compute(), a)
+    # weights are checked against model.json when loaded lazily ...
+    other = save_model(model, tmp_path / "other.model")
+    cut = (other / "forest.skops").read_bytes()[:-10]
+    (other / "forest.skops").write_bytes(cut)
+    with pytest.raises(InputError, match="SHA-256"):
+        load_model(other, lazy=True)
+    # ... and again by the process that builds the forest (it may have changed since)
+    third = save_model(model, tmp_path / "third.model")
+    checked = load_model(third, lazy=True)
+    (third / "forest.skops").write_bytes(cut)
+    with pytest.raises(InputError, match="SHA-256"):
+        checked.predict_proba(grey[:20], device="cpu").compute()
+
+
 def test_class_balancing_raises_the_minority_recall() -> None:
     rng = np.random.default_rng(5)
     truth = np.zeros((60, 60), dtype=np.uint8)

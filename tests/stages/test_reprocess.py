@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
+import zarr
 
 import ooc.stages.ingest
 import ooc.stages.measure
@@ -185,6 +186,30 @@ def test_new_model_weights_redo_the_segmentation_and_below(
     weights = json.loads((model / "model.json").read_text())["weights"]["sha256"]
     assert read_record(urls["seg"])["model_digest"] == weights
     assert stale_outputs(catalog_url=cat).empty
+
+
+def test_a_segmentation_deleted_by_hand_is_remade_with_the_companions_it_left(
+    base: dict[str, Path], tmp_path: Path
+) -> None:
+    """Its probabilities and uncertainty stores (finished, same digest) are not taken as done:
+    they belong to the label store they were written with (this run once failed writing into
+    a finished companion)."""
+    settings = load_settings(data_dir=str(tmp_path / "data"))
+    seg = str(tmp_path / "seg.zarr")
+    args = (str(base["grey"]), str(base["forest"]), seg)
+    run_segment(*args, settings=settings)
+    first = {
+        n: zarr.open_array(f"{tmp_path}/{n}/0")[:] for n in ("seg.zarr", "seg.uncertainty.zarr")
+    }
+    remove(seg)
+    outcome = run_segment(*args, settings=settings)
+    assert outcome is not None
+    assert not outcome.skipped
+    for name, values in first.items():
+        np.testing.assert_array_equal(zarr.open_array(f"{tmp_path}/{name}/0")[:], values)
+    digest = read_record(seg)["digest"]
+    for companion in ooc.stages.segment.companion_urls(seg).values():
+        assert read_record(companion)["digest"] == digest
 
 
 def test_ingest_bump_lists_the_whole_lineage_then_a_replaced_parent_and_a_killed_redo(

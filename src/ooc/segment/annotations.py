@@ -124,23 +124,27 @@ class Annotations:
     ) -> Annotations:
         """Labelled voxels of a dense label array (NumPy or Dask; 0 = unlabelled).
 
-        A Dask array is scanned chunk by chunk; only the labelled voxels are kept.
+        A Dask array is scanned chunk by chunk (on the active scheduler); only the labelled
+        voxels are kept. A NumPy array is scanned where it is, never sent to a cluster.
         """
-        arr = labels if isinstance(labels, da.Array) else da.from_array(np.asarray(labels))
+        arr = labels if isinstance(labels, da.Array) else np.asarray(labels)
         if arr.dtype.kind not in "iub":
             raise InputError(f"{source}: labels must be integers, got {arr.dtype}")
-        offsets = [np.cumsum((0, *c[:-1])) for c in arr.chunks]
 
         def nonzero(block: np.ndarray, origin: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
             idx = np.nonzero(block)
             coords = np.stack(idx, axis=1).astype(np.int64) + np.array(origin, dtype=np.int64)
             return coords, np.asarray(block[idx]).astype(np.int64)
 
-        tasks = []
-        for index in np.ndindex(*arr.numblocks):
-            origin = tuple(int(offsets[a][i]) for a, i in enumerate(index))
-            tasks.append(dask.delayed(nonzero)(arr.blocks[index], origin))
-        parts = dask.compute(*tasks)
+        if isinstance(arr, da.Array):
+            offsets = [np.cumsum((0, *c[:-1])) for c in arr.chunks]
+            tasks = []
+            for index in np.ndindex(*arr.numblocks):
+                origin = tuple(int(offsets[a][i]) for a, i in enumerate(index))
+                tasks.append(dask.delayed(nonzero)(arr.blocks[index], origin))
+            parts = dask.compute(*tasks)
+        else:
+            parts = (nonzero(arr, (0,) * arr.ndim),)
         coords = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, arr.ndim))
         values = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0)
         if len(values) and values.min() < 0:

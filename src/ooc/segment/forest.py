@@ -28,6 +28,7 @@ from ooc.features.spec import FILTERS
 from ooc.features.stack import feature_stack
 from ooc.provenance import make_record
 from ooc.segment.annotations import Annotations, load_annotations
+from ooc.segment.models import ForestFile
 from ooc.xp import to_numpy
 
 __all__ = [
@@ -48,7 +49,8 @@ class TrainedForest:
     ----------
     estimator
         The fitted ``sklearn.ensemble.RandomForestClassifier`` (its ``classes_`` are label
-        values).
+        values), or the :class:`~ooc.segment.models.ForestFile` it is loaded from where it
+        predicts (``load_model(..., lazy=True)``).
     spec
         The filter bank it was trained on (with the grey range fixed when it needs one).
     classes
@@ -267,8 +269,6 @@ def train_forest(
     TrainedForest
         With provenance: parameters, sources, label counts, out-of-bag accuracy and time.
     """
-    from sklearn.ensemble import RandomForestClassifier
-
     t0 = time.perf_counter()
     many = isinstance(volume, list | tuple)
     vols = [as_volume(v) for v in (volume if many else [volume])]
@@ -310,6 +310,9 @@ def train_forest(
         if isinstance(class_weight, Mapping)
         else class_weight
     )
+
+    # imported after the features: the verb's work starts a second sooner
+    from sklearn.ensemble import RandomForestClassifier
 
     def fit(features: np.ndarray) -> Any:
         est = RandomForestClassifier(
@@ -385,6 +388,8 @@ def _forest_block(
     device: str,
     rows: int = 1 << 16,
 ) -> np.ndarray:
+    if isinstance(estimator, ForestFile):
+        estimator = estimator.load()
     if device == "gpu":  # pragma: no cover - needs a GPU
         import cupy as cp
 
@@ -480,8 +485,9 @@ def forest_probabilities(
     if block is None:
         block = prediction_block([c[0] for c in data.chunks], halo, C, budget_bytes)
     data = data.rechunk(tuple(int(b) for b in block))
-    est = copy.copy(model.estimator)
-    if hasattr(est, "n_jobs"):
+    est = model.estimator
+    if not isinstance(est, ForestFile) and hasattr(est, "n_jobs"):
+        est = copy.copy(est)
         est.n_jobs = 1  # one thread per block: Dask runs the blocks in parallel
     est_d = dask.delayed(est, pure=True)
     return map_blocks_with_halo(

@@ -8,7 +8,10 @@ A model is a folder::
     unet.safetensors      a U-Net's state_dict (tensors only)
 
 :func:`load_model` checks the JSON, the checksum and, for skops, that the file holds no type
-beyond scikit-learn's forest and trees, before anything is built from it.
+beyond scikit-learn's forest and trees, before anything is built from it. With ``lazy=True`` a
+forest's weights are only checked against their checksum: a :class:`ForestFile` stands in for
+the estimator and each process that predicts loads it once (segmenting then sends a path, not
+the forest, to every Dask worker, and the caller never imports skops).
 """
 
 from __future__ import annotations
@@ -16,13 +19,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ooc.errors import InputError
 
-__all__ = ["FORMAT", "load_model", "save_model"]
+__all__ = ["FORMAT", "ForestFile", "load_model", "save_model"]
 
 FORMAT = "ooc-model"
 VERSION = 1
@@ -36,6 +41,55 @@ def _sha256(path: Path) -> str:
         for piece in iter(lambda: f.read(1 << 20), b""):
             h.update(piece)
     return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class ForestFile:
+    """A saved forest's weights file (``forest.skops``) and its SHA-256, loaded on first use.
+
+    Pickles as the path and checksum; :meth:`load` reads, checks and builds the estimator once
+    per process (later calls return the same object).
+    """
+
+    path: str
+    sha256: str
+
+    def load(self) -> Any:
+        """The fitted ``RandomForestClassifier`` (checksum and skops types checked first)."""
+        with _FORESTS_LOCK:
+            key = (self.path, self.sha256)
+            if key not in _FORESTS:
+                _check_sha256(Path(self.path), self.sha256)  # it may have changed since
+                _FORESTS[key] = _read_forest(Path(self.path))
+            return _FORESTS[key]
+
+
+_FORESTS: dict[tuple[str, str], Any] = {}
+_FORESTS_LOCK = threading.Lock()
+
+
+def _read_forest(weights: Path) -> Any:
+    """The estimator in a skops file, refused unless it holds nothing but a forest's types."""
+    import skops.io as sio
+
+    try:
+        untrusted = set(sio.get_untrusted_types(file=weights))
+    except (zipfile.BadZipFile, KeyError, ValueError) as err:
+        raise InputError(f"{weights}: not a skops archive ({err})") from None
+    unknown = sorted(untrusted - _SKOPS_TRUSTED)
+    if unknown:
+        raise InputError(f"{weights}: holds types that are not a forest's: {unknown}")
+    try:
+        return sio.load(weights, trusted=sorted(untrusted))
+    except (KeyError, TypeError, ValueError) as err:
+        raise InputError(f"{weights}: not a loadable skops forest ({err})") from None
+
+
+def _check_sha256(weights: Path, sha256: str) -> None:
+    if not weights.is_file():
+        raise InputError(f"{weights}: weights file missing")
+    if _sha256(weights) != sha256:
+        raise InputError(f"{weights}: content does not match the SHA-256 in model.json")
 
 
 def _write_json(path: Path, doc: dict[str, Any]) -> None:
@@ -97,8 +151,11 @@ def save_model(model: Any, path: str | os.PathLike[str]) -> Path:
     return folder
 
 
-def load_model(path: str | os.PathLike[str]) -> Any:
+def load_model(path: str | os.PathLike[str], *, lazy: bool = False) -> Any:
     """Load a model saved by :func:`save_model`, running no code from the files.
+
+    With ``lazy``, a forest's estimator is a :class:`ForestFile` (checksum checked now, loaded
+    where it predicts); a U-Net is always loaded.
 
     Raises
     ------
@@ -122,10 +179,7 @@ def load_model(path: str | os.PathLike[str]) -> Any:
     weights = folder / doc["weights"]["file"]
     if Path(doc["weights"]["file"]).name != doc["weights"]["file"]:
         raise InputError(f"{meta_path}: field 'weights/file' must be a file name in the folder")
-    if not weights.is_file():
-        raise InputError(f"{weights}: weights file missing")
-    if _sha256(weights) != doc["weights"]["sha256"]:
-        raise InputError(f"{weights}: content does not match the SHA-256 in model.json")
+    _check_sha256(weights, doc["weights"]["sha256"])
     common = {
         "classes": tuple(int(c) for c in doc["classes"]),
         "voxel_size": tuple(float(v) for v in doc["voxel_size"]),
@@ -134,24 +188,12 @@ def load_model(path: str | os.PathLike[str]) -> Any:
         "provenance": doc.get("provenance", {}),
     }
     if doc["kind"] == "forest":
-        import skops.io as sio
-
         from ooc.features import FeatureSpec
         from ooc.segment.forest import TrainedForest
 
-        try:
-            untrusted = set(sio.get_untrusted_types(file=weights))
-        except (zipfile.BadZipFile, KeyError, ValueError) as err:
-            raise InputError(f"{weights}: not a skops archive ({err})") from None
-        unknown = sorted(untrusted - _SKOPS_TRUSTED)
-        if unknown:
-            raise InputError(f"{weights}: holds types that are not a forest's: {unknown}")
-        try:
-            estimator = sio.load(weights, trusted=sorted(untrusted))
-        except (KeyError, TypeError, ValueError) as err:
-            raise InputError(f"{weights}: not a loadable skops forest ({err})") from None
+        stored = ForestFile(str(weights.resolve()), doc["weights"]["sha256"])
         return TrainedForest(
-            estimator=estimator,
+            estimator=stored if lazy else _read_forest(weights),
             spec=FeatureSpec.from_dict(doc["spec"]),
             ndim=int(doc["ndim"]),
             **common,

@@ -11,7 +11,6 @@ flagged once stored, so a killed run resumes without predicting finished regions
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any
 
 import dask
@@ -27,7 +26,7 @@ from ooc.provenance import make_record
 from ooc.segment import load_model, segmentation, uncertain_regions
 from ooc.stages._run import Context, Outcome, Product, run_stage
 from ooc.stages.inputs import open_input
-from ooc.stages.record import model_weights_digest, prepare_output, store_parent
+from ooc.stages.record import model_weights_digest, prepare_output, remove, store_parent
 
 __all__ = ["CODE_VERSION", "companion_urls", "run_segment"]
 
@@ -102,15 +101,19 @@ def run_segment(
     }
     vol, vol_parent = open_input(volume, kind="grey", role="volume", settings=settings)
     model_parent = store_parent(model, "model")
-    trained = load_model(model)
+    # a forest is checked against its checksum here and loaded by each worker that predicts
+    trained = load_model(model, lazy=True)
     if len(vol.shape) != trained.ndim:
         raise ValueError(f"{model}: a {trained.ndim}D model cannot segment the 3D {volume}")
 
     def body(ctx: Context) -> Product:
         urls = {"labels": ctx.url, **companion_urls(ctx.url)}
-        for name in ("probabilities", "uncertainty"):
-            prepare_output(urls[name], "segment", ctx.digest)
         options = {k: settings.storage_options(u) for k, u in urls.items()}
+        for name in ("probabilities", "uncertainty"):
+            # kept only to resume with their label store: without it, a finished companion
+            # (the label store deleted by hand) would be taken as done
+            if prepare_output(urls[name], "segment", ctx.digest) and not ctx.resume:
+                remove(urls[name], storage_options=options[name])
         classes = np.asarray(trained.classes)
         names = {str(int(c)): trained.class_names.get(int(c), f"class {int(c)}") for c in classes}
         label_dtype = np.uint8 if classes.max() <= 255 else np.uint16
@@ -164,12 +167,8 @@ def run_segment(
             )
             for idx, box in pending
         ]
-        with warnings.catch_warnings():
-            # the trained model travels to the workers once inside the graph (a forest is
-            # ~10-20 MiB); distributed's advice to load data with Dask does not apply to it
-            warnings.filterwarnings("ignore", "Sending large graph", UserWarning)
-            name = volume.rstrip("/").rsplit("/", 1)[-1]
-            run_tasks(tasks, desc=f"segment {name}", progress=progress)
+        name = volume.rstrip("/").rsplit("/", 1)[-1]
+        run_tasks(tasks, desc=f"segment {name}", progress=progress)
         record = make_record(
             "segment",
             parameters={**parameters, "model": model_parent.url},
