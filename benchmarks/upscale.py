@@ -18,7 +18,14 @@ Sections
      matrix voxels' porosity comes from their grey value (partial volume, noise ``--noise`` of
      the pore-solid contrast; its spread removed, ``shrink_porosity``), and the coarse solve
      takes the per-voxel field.  The relation's level is set so that the map's own blocks,
-     solved as the coarse grid is, give the finer scan's whole value (``calibrate_relation``).
+     solved as the coarse grid is, give the mapped part's whole value (``calibrate_relation``;
+     the mapped part's, not the whole finer scan's: where the matrix varies in space the rest
+     of the finer scan is another material).
+
+   ``--field LOW,HIGH,LENGTH``: the matrix's micro-pore fraction varies in space (a smooth
+   random field between LOW and HIGH, lattice LENGTH coarse voxels; ``ooc.synth.material.
+   VariedMaterial``), the same at both scales; section 4 then also reports the grey porosity of
+   the matrix voxels against their true sub-resolution porosity (mean error, RMS, correlation).
 
    Each upscaled route is run with its coarse solve on the coarse grid (``/1``) and on a grid
    subdivided ``--subdivide`` times with the phase interfaces reconstructed
@@ -138,13 +145,16 @@ def _child(spec: dict[str, Any]) -> dict[str, float]:
         phi = part_porosity(phi, lab, grid, phase=2)
     prop = "diffusivity" if diffusion else "permeability"
     m = int(spec.get("map_size") or scan.shape[0])
+    part = scan[:m, :m, :m]
     bm = property_map(
-        (~scan[:m, :m, :m]).astype(np.uint8), block_shape=ratio, voxel_size=fv, properties=(prop,)
+        (~part).astype(np.uint8), block_shape=ratio, voxel_size=fv, properties=(prop,)
     )
+    # the level from the mapped part's own whole solve (where the matrix varies in space, the
+    # rest of the finer scan is another material)
     if diffusion:
-        whole = tortuosity(scan, direction=AXES).relative_diffusivity
+        whole = tortuosity(part, direction=AXES).relative_diffusivity
     else:
-        whole = permeability(scan, voxel_size=fv, direction=AXES, rtol=1e-3).k_m2
+        whole = permeability(part, voxel_size=fv, direction=AXES, rtol=1e-3).k_m2
     rel = fit_relations(bm, "relative_diffusivity" if diffusion else "permeability")[0]
     rel = calibrate_relation(rel, bm, whole, subdivide=sub)
     field = refine_field(rel(phi).astype(np.float32), lab, 2, sub)
@@ -173,6 +183,16 @@ def _pct(a: float, b: float) -> str:
     return f"{100 * (a / b - 1):+.1f}%" if b > 0 else "-"
 
 
+def _field(text: str, ratio: int) -> Any:
+    """``--field LOW,HIGH,LENGTH`` (length in coarse voxels) as a FractionField in fine voxels."""
+    if not text:
+        return None
+    from ooc.synth.material import FractionField
+
+    low, high, length = (float(v) for v in text.split(","))
+    return FractionField(low, high, length * ratio)
+
+
 def two_scale_rows(
     seed: int,
     coarse: int,
@@ -183,12 +203,21 @@ def two_scale_rows(
     tmp: Path,
     map_size: int,
     subdivide: list[int],
+    field: str = "",
 ) -> list[list[str]]:
     """Direct and upscaled answers of one two-scale case, as table rows (one per route and
     coarse-grid subdivision)."""
     from ooc.upscale.testing import finer_scan, two_scale_case
 
-    case = two_scale_case(seed, coarse, ratio=ratio, grey=True, noise=noise, macro_fraction=0.05)
+    case = two_scale_case(
+        seed,
+        coarse,
+        ratio=ratio,
+        grey=True,
+        noise=noise,
+        macro_fraction=0.05,
+        micropore_field=_field(field, ratio),
+    )
     npz = tmp / f"case-{seed}-{coarse}-{ratio}.npz"
     np.savez(
         npz,
@@ -227,6 +256,29 @@ def two_scale_rows(
     return rows
 
 
+def porosity_row(seed: int, truth: np.ndarray, raw: np.ndarray, shrunk: np.ndarray) -> list[str]:
+    """Grey porosity against the true sub-resolution porosity over the matrix voxels: mean
+    error (bias), RMS error and correlation, raw and with the noise spread removed."""
+    cells = [str(seed), f"{truth.mean():.4f} ± {truth.std():.4f}"]
+    for phi in (raw, shrunk):
+        e = phi - truth
+        r = np.corrcoef(phi, truth)[0, 1]
+        cells += [f"{e.mean():+.4f}", f"{np.sqrt(np.mean(e * e)):.4f}", f"{r:.3f}"]
+    return cells
+
+
+POROSITY_HEADER = [
+    "seed",
+    "true phi (mean ± sd)",
+    "grey mean err",
+    "grey RMS",
+    "grey corr",
+    "shrunk mean err",
+    "shrunk RMS",
+    "shrunk corr",
+]
+
+
 def accuracy_rows(
     seed: int,
     coarse: int,
@@ -236,8 +288,10 @@ def accuracy_rows(
     props: list[str],
     map_size: int,
     subdivide: list[int],
-) -> list[list[str]]:
-    """Section 1's differences (upscaled / direct - 1) of one seed, every solve done once."""
+    field: str = "",
+) -> tuple[list[list[str]], list[str]]:
+    """Section 1's answers and differences (upscaled / direct - 1) of one seed, every solve done
+    once; and the matrix's grey porosity against its true porosity (:func:`porosity_row`)."""
     from ooc.simulate import conductivity, permeability, property_map, tortuosity
     from ooc.upscale import (
         calibrate_relation,
@@ -250,14 +304,24 @@ def accuracy_rows(
     )
     from ooc.upscale.testing import finer_scan, two_scale_case
 
-    case = two_scale_case(seed, coarse, ratio=ratio, grey=True, noise=noise, macro_fraction=0.05)
+    case = two_scale_case(
+        seed,
+        coarse,
+        ratio=ratio,
+        grey=True,
+        noise=noise,
+        macro_fraction=0.05,
+        micropore_field=_field(field, ratio),
+    )
     lab, fv = case.coarse_labels, case.fine_voxel_m
     scan = finer_scan(case, finer)
     levels = _levels(case.grey, lab, noise)
-    phi = shrink_porosity(
-        grey_porosity(case.grey, lab, levels, phase=2), lab, phase=2, noise=levels.porosity_noise
-    )
-    sub_map = (~scan[:map_size, :map_size, :map_size]).astype(np.uint8)
+    raw = grey_porosity(case.grey, lab, levels, phase=2)
+    phi = shrink_porosity(raw, lab, phase=2, noise=levels.porosity_noise)
+    m = lab == 2
+    pore_row = porosity_row(seed, case.true_porosity[m], raw[m], phi[m])
+    part = scan[:map_size, :map_size, :map_size]
+    sub_map = (~part).astype(np.uint8)
     rows = []
     for prop in props:
         diffusion = prop == "diffusivity"
@@ -266,12 +330,16 @@ def accuracy_rows(
             direct = tortuosity(case.fine_pore, direction=AXES).relative_diffusivity
             whole = tortuosity(scan, direction=AXES).relative_diffusivity
             per = tortuosity(scan, direction=AXES, periodic=True).relative_diffusivity
-            note = "finer scan D closed " + " ".join(f"{whole[a]:.4f}" for a in AXES)
+            mapped = tortuosity(part, direction=AXES).relative_diffusivity
+            note = f"finer scan phi {scan.mean():.3f} (mapped part {part.mean():.3f}), D closed "
+            note += " ".join(f"{whole[a]:.4f}" for a in AXES)
             note += ", periodic " + " ".join(f"{per[a]:.4f}" for a in AXES)
         else:
             direct = permeability(case.fine_pore, voxel_size=fv, direction="z", rtol=1e-3).k_m2
             whole = permeability(scan, voxel_size=fv, direction=AXES, rtol=1e-3).k_m2
-            note = "finer scan k " + " ".join(f"{whole[a]:.3g}" for a in AXES)
+            mapped = permeability(part, voxel_size=fv, direction=AXES, rtol=1e-3).k_m2
+            note = f"finer scan phi {scan.mean():.3f} (mapped part {part.mean():.3f}), k "
+            note += " ".join(f"{whole[a]:.3g}" for a in AXES)
         bm = property_map(sub_map, block_shape=ratio, voxel_size=fv, properties=(prop,))
         rel = fit_relations(bm, q)[0]
         constant = tuple(whole[a] for a in AXES)
@@ -294,7 +362,7 @@ def accuracy_rows(
         for sub in subdivide:
             grid = refine_labels(lab, sub)
             p = part_porosity(phi, lab, grid, phase=2) if sub > 1 else phi
-            cal = calibrate_relation(rel, bm, whole, subdivide=sub)
+            cal = calibrate_relation(rel, bm, mapped, subdivide=sub)
             field = refine_field(cal(p).astype(np.float32), lab, 2, sub)
             for route, got in (
                 ("constant", solve(grid, constant, sub)),
@@ -307,7 +375,9 @@ def accuracy_rows(
                         "D_eff/D0" if diffusion else "k_m2",
                         f"{route} /{sub}",
                         " ".join(f"{direct[d]:.4g}" for d in direct),
+                        " ".join(f"{got[d]:.4g}" for d in direct),
                         " ".join(_pct(got[d], direct[d]) for d in direct),
+                        f"{100 * np.mean([abs(got[d] / direct[d] - 1) for d in direct]):.1f}%",
                         note
                         if route == "constant" and sub == subdivide[0]
                         else f"relation scale {cal.scale:.3f}"
@@ -316,7 +386,7 @@ def accuracy_rows(
                     ]
                 )
         print(f"  relation: {rel.formula()}", flush=True)
-    return rows
+    return rows, pore_row
 
 
 TWO_SCALE_HEADER = [
@@ -335,12 +405,13 @@ TWO_SCALE_HEADER = [
 
 
 def block_rows(
-    n: int, block: int, margin: int, seed: int, tmp: Path, routes: list[str]
+    n: int, block: int, margins: list[int], seed: int, tmp: Path, routes: list[str]
 ) -> list[list[str]]:
     """Direct D_eff/D0 of an n³ two-phase volume against block upscaling with/without margin.
 
-    ``routes``: ``"direct"``, ``"0"`` (no margin), ``"margin"`` - a subset lets a large volume
-    run in several shorter calls; a block route without the direct one reports no difference.
+    ``routes``: ``"direct"``, ``"0"`` (no margin), ``"margin"`` (each of ``margins``) - a subset
+    lets a large volume run in several shorter calls; a block route without the direct one
+    reports no difference.
     """
     from scipy import ndimage
 
@@ -360,7 +431,7 @@ def block_rows(
             + [f"{direct[d]:.4f}" for d in AXES]
             + ["-", f"{t_d:.1f}", f"{max(m_d - base, 0):.0f}"]
         )
-    for mg in [0] * ("0" in routes) + [margin] * ("margin" in routes):
+    for mg in [0] * ("0" in routes) + margins * ("margin" in routes):
         t, m, got = _run("block-map", npz, block=block, margin=mg)
         if direct is None:
             cells, worst = [f"{got[d]:.4f}" for d in AXES], "-"
@@ -397,9 +468,15 @@ def main() -> None:
     ap.add_argument("--ratios", default="4,8,16", help="scale ratios of section 2 (first seed)")
     ap.add_argument("--block-volume", type=int, default=128)
     ap.add_argument("--block", type=int, default=32)
-    ap.add_argument("--margin", type=int, default=16)
+    ap.add_argument("--margin", default="16", help="oversampling margin(s), voxels: 4,8,16")
     ap.add_argument(
         "--block-routes", default="direct,0,margin", help="section 3's routes (a subset)"
+    )
+    ap.add_argument(
+        "--field",
+        default="",
+        help="LOW,HIGH,LENGTH: the matrix's micro-pore fraction varies in space between LOW and "
+        "HIGH (a smooth random field of lattice LENGTH coarse voxels); default: one fraction",
     )
     ap.add_argument("--sections", default="1,2,3")
     args = ap.parse_args()
@@ -409,7 +486,7 @@ def main() -> None:
     if args.smoke:
         args.coarse, args.finer, args.map_size, args.seeds = 4, 16, 16, "0"
         args.sections = args.sections.replace("2", "")  # section 1's code at another ratio
-        args.block_volume, args.block, args.margin = 32, 16, 8
+        args.block_volume, args.block, args.margin = 32, 16, "8"
     props = [p for p in args.properties.split(",") if p]
     sections = {int(s) for s in args.sections.split(",") if s}
     seeds = [int(s) for s in args.seeds.split(",") if s]
@@ -427,7 +504,16 @@ def main() -> None:
         )
         for s in seeds:  # one table per seed, printed as it is done
             rows = two_scale_rows(
-                s, args.coarse, args.ratio, args.finer, args.noise, props, tmp, args.map_size, subs
+                s,
+                args.coarse,
+                args.ratio,
+                args.finer,
+                args.noise,
+                props,
+                tmp,
+                args.map_size,
+                subs,
+                args.field,
             )
             print_table(rows, TWO_SCALE_HEADER)
             sys.stdout.flush()
@@ -435,20 +521,55 @@ def main() -> None:
         print(f"## 2. difference vs scale ratio (seed {seeds[0]}, coarse {args.coarse}³)\n")
         for r in (int(v) for v in args.ratios.split(",") if v):
             rows = two_scale_rows(
-                seeds[0], args.coarse, r, args.finer, args.noise, props, tmp, args.map_size, subs
+                seeds[0],
+                args.coarse,
+                r,
+                args.finer,
+                args.noise,
+                props,
+                tmp,
+                args.map_size,
+                subs,
+                args.field,
             )
             print_table(rows, TWO_SCALE_HEADER)
             sys.stdout.flush()
     if 4 in sections:
-        print(f"## 4. accuracy: {args.coarse}³ coarse -> {args.coarse * args.ratio}³ fine\n")
+        print(
+            f"## 4. accuracy: {args.coarse}³ coarse -> {args.coarse * args.ratio}³ fine"
+            f"{f' (micro-pore fraction field {args.field})' if args.field else ''}\n"
+        )
+        pore_rows = []
         for s in seeds:
-            rows = accuracy_rows(
-                s, args.coarse, args.ratio, args.finer, args.noise, props, args.map_size, subs
+            rows, pore_row = accuracy_rows(
+                s,
+                args.coarse,
+                args.ratio,
+                args.finer,
+                args.noise,
+                props,
+                args.map_size,
+                subs,
+                args.field,
             )
+            pore_rows.append(pore_row)
             print_table(
-                rows, ["seed", "ratio", "property", "route", "direct", "difference", "note"]
+                rows,
+                [
+                    "seed",
+                    "ratio",
+                    "property",
+                    "route",
+                    "direct (z y x)",
+                    "upscaled",
+                    "difference",
+                    "mean |diff|",
+                    "note",
+                ],
             )
             sys.stdout.flush()
+        print("grey porosity of the matrix voxels against their true sub-resolution porosity\n")
+        print_table(pore_rows, POROSITY_HEADER)
     if 3 in sections:
         print(
             f"## 3. block upscaling: {args.block_volume}³ volume, {args.block}³ blocks, "
@@ -458,7 +579,7 @@ def main() -> None:
             block_rows(
                 args.block_volume,
                 args.block,
-                args.margin,
+                [int(v) for v in args.margin.split(",") if v],
                 seeds[0],
                 tmp,
                 args.block_routes.split(","),

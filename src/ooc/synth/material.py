@@ -5,10 +5,15 @@ of space; a cell's spheres are a hash of (seed, process, cell index), so any reg
 the cells that overlap it plus a margin of ``r_max``. A voxel belongs to a union if its centre
 lies in one of the spheres, tested with one float expression shared by all code paths, so the
 result does not depend on the block, tile or path that computes it.
+
+A :class:`VariedMaterial` adds a smooth field of the micro-pore fraction: its micro-pore spheres
+are drawn at the field's highest fraction and each is kept with a probability set by the field at
+its centre (independent thinning of a Poisson process), also a pure function of position.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -26,15 +31,96 @@ _POINT_BATCH = 1 << 15
 MACRO, GRAIN, MICRO, NANO, SOLID = range(5)
 
 
+@dataclass(frozen=True)
+class FractionField:
+    """A smooth random field of a sphere process's local volume fraction, between two bounds.
+
+    The field is value noise: uniform values on a cubic lattice of spacing ``length`` (nm),
+    hashed from the seed, interpolated with smoothstep weights (C1, arithmetic only, so it is
+    the same bits on every path).  Its value ``v`` in [0, 1] sets the local intensity of the
+    process to ``low_intensity + v (high_intensity - low_intensity)``: the local fraction is
+    ``low`` where ``v = 0`` and ``high`` where ``v = 1`` (most points lie between, near the
+    middle), provided ``length`` is large against the spheres' radii.
+
+    Parameters
+    ----------
+    low, high
+        Bounds of the local volume fraction, ``0 <= low <= high < 1``.
+    length
+        Lattice spacing of the field, nm (its correlation length).
+    """
+
+    low: float
+    high: float
+    length: float
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.low <= self.high < 1.0:
+            raise ValueError(
+                f"FractionField needs 0 <= low <= high < 1, got low={self.low}, high={self.high}"
+            )
+        if not self.length > 0:
+            raise ValueError(f"FractionField.length must be > 0 nm, got {self.length}")
+
+    def level(self, seed: int, points: np.ndarray) -> np.ndarray:
+        """The field's value ``v`` in [0, 1] at ``points`` (n, 3) nm, float64 (n,)."""
+        key = stream_key(seed, 4, 0)
+        t = np.asarray(points, dtype=np.float64) / self.length
+        k = np.floor(t).astype(np.int64)
+        f = t - k
+        w = f * f * (3.0 - 2.0 * f)
+        out = np.zeros(len(t))
+        for dz in (0, 1):
+            wz = w[:, 0] if dz else 1.0 - w[:, 0]
+            for dy in (0, 1):
+                wy = w[:, 1] if dy else 1.0 - w[:, 1]
+                for dx in (0, 1):
+                    wx = w[:, 2] if dx else 1.0 - w[:, 2]
+                    u = uniform(hash_coords(key, k[:, 0] + dz, k[:, 1] + dy, k[:, 2] + dx))
+                    out += wz * wy * wx * u
+        return out
+
+    def keep(self, seed: int, points: np.ndarray) -> np.ndarray:
+        """Probability of keeping a sphere centred at ``points`` (n, 3) nm when the process is
+        drawn at ``high``: the local intensity over the highest, float64 (n,)."""
+        if self.high == 0.0:
+            return np.ones(len(points))
+        t_low = math.log1p(-self.low) / math.log1p(-self.high)
+        return t_low + (1.0 - t_low) * self.level(seed, points)
+
+    def fraction(self, seed: int, points: np.ndarray) -> np.ndarray:
+        """The expected local volume fraction at ``points`` (n, 3) nm, float64 (n,)."""
+        return -np.expm1(self.keep(seed, points) * math.log1p(-self.high))
+
+
+@dataclass(frozen=True)
+class VariedMaterial(Material):
+    """A :class:`~ooc.synth.spec.Material` whose micro-pore fraction varies smoothly in space.
+
+    ``micropore_field`` replaces ``micropores.fraction`` (the radii stay): the micro-porous
+    regions' sub-resolution porosity then varies across the sample between the field's bounds,
+    the same at every voxel size.  ``None`` is the plain material, sphere for sphere.
+    """
+
+    micropore_field: FractionField | None = None
+
+
 @dataclass(frozen=True, eq=False)
 class CellProcess:
-    """A :class:`~ooc.synth.spec.SphereProcess` bound to its random stream, in cells."""
+    """A :class:`~ooc.synth.spec.SphereProcess` bound to its random stream, in cells.
+
+    With ``field``, each sphere is kept with the probability ``field.keep`` at its centre (a
+    uniform of the stream ``thin_key``); the process is then drawn at ``field.high``.
+    """
 
     key: int
     cell: float
     r_min: float
     r_max: float
     cdf: np.ndarray  # Poisson CDF of the count per cell, truncated where 1 - F < 1e-12
+    field: FractionField | None = None
+    seed: int = 0
+    thin_key: int = 0
 
 
 @functools.lru_cache(maxsize=64)
@@ -57,10 +143,21 @@ def processes(
     material: Material, seed: int
 ) -> tuple[CellProcess, CellProcess, CellProcess, CellProcess]:
     """The four processes of ``material`` (grains, micro-porous, micro-pores, nano-pores)."""
+    field = getattr(material, "micropore_field", None)
+    if field is None:
+        micropores = _process(material.micropores, stream_key(seed, 1, 2))
+    else:
+        drawn = dataclasses.replace(material.micropores, fraction=field.high)
+        micropores = dataclasses.replace(
+            _process(drawn, stream_key(seed, 1, 2)),
+            field=field,
+            seed=seed,
+            thin_key=stream_key(seed, 4, 1),
+        )
     return (
         _process(material.grains, stream_key(seed, 1, 0)),
         _process(material.microporous, stream_key(seed, 1, 1)),
-        _process(material.micropores, stream_key(seed, 1, 2)),
+        micropores,
         _process(material.nanopores, stream_key(seed, 1, 3)),
     )
 
@@ -79,6 +176,11 @@ def spheres(p: CellProcess, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
         u[:, f] = uniform(mix(g))
     centres = (cells[owner] + u[:, :3]) * p.cell
     radii = p.r_min + u[:, 3] * (p.r_max - p.r_min)
+    if p.field is not None:
+        c = cells[owner]
+        drawn = uniform(hash_coords(p.thin_key, c[:, 0], c[:, 1], c[:, 2], j))
+        kept = drawn < p.field.keep(p.seed, centres)
+        owner, centres, radii = owner[kept], centres[kept], radii[kept]
     return owner, centres, radii
 
 

@@ -28,6 +28,7 @@ from ooc.synth import (
     render_labels,
     render_scan,
 )
+from ooc.synth.material import FractionField, VariedMaterial
 from ooc.synth.spec import PORE_FINE
 
 __all__ = ["TwoScaleCase", "finer_scan", "two_scale_case"]
@@ -81,17 +82,21 @@ def _material(
     macro_fraction: float,
     micropore_fraction: float,
     micropore_radius: tuple[float, float],
+    micropore_field: FractionField | None,
 ) -> Material:
     grains = SphereProcess(grain_fraction, *grain_radius)
     matrix = (
         SphereProcess(1.0 - macro_fraction, *grain_radius) if macro_fraction > 0 else _EVERYWHERE
     )
-    return Material(
+    mat = Material(
         grains=grains,
         microporous=matrix,
         micropores=SphereProcess(micropore_fraction, *micropore_radius),
         nanopores=SphereProcess(0.0, 1.0, 1.0),
     )
+    if micropore_field is None:
+        return mat
+    return VariedMaterial(**vars(mat), micropore_field=micropore_field)
 
 
 def two_scale_case(
@@ -104,6 +109,7 @@ def two_scale_case(
     macro_fraction: float = 0.0,
     micropore_fraction: float = 0.6,
     micropore_radius: tuple[float, float] = (1.5, 3.0),
+    micropore_field: FractionField | None = None,
     grey: bool = False,
     noise: float = 0.0,
     fine_voxel_m: float = 1e-7,
@@ -125,6 +131,10 @@ def two_scale_case(
     micropore_fraction, micropore_radius
         Pores of the matrix: volume fraction and radius range in fine voxels (below the coarse
         voxel, resolved at the fine one).
+    micropore_field : FractionField, optional
+        The matrix's micro-pore fraction varies smoothly in space between the field's bounds
+        (``length`` in fine voxels); it replaces ``micropore_fraction``.  None (default): one
+        fraction everywhere, a statistically homogeneous matrix.
     grey : bool
         Also render the coarse grey image (matrix grey from its partial volume, ``ratio``
         samples per axis; no blur, drift or artifacts).
@@ -134,7 +144,14 @@ def two_scale_case(
         Fine voxel edge in metres.
     """
     r_grain = (grain_radius[0] * ratio, grain_radius[1] * ratio)
-    mat = _material(grain_fraction, r_grain, macro_fraction, micropore_fraction, micropore_radius)
+    mat = _material(
+        grain_fraction,
+        r_grain,
+        macro_fraction,
+        micropore_fraction,
+        micropore_radius,
+        micropore_field,
+    )
     contrast = 30_000.0
     imaging = Imaging(
         intensities=(14_000.0, 44_000.0, 29_000.0),
