@@ -85,6 +85,8 @@ def test_the_readme_chain_runs_as_written(tmp_path: Path) -> None:
     assert (tmp_path / "measure.pore_size.png").stat().st_size > 1000
     assert any("tortuosity factor: z" in o for line, o in out.items() if "simulate.zarr" in line)
     assert "segment" in printed["history"]
+    rescaled = next(o for line, o in out.items() if "--prior scan" in line)
+    assert "class shares estimated from the scan: pore 0." in rescaled
 
     found = json.loads(
         _shell("ooc catalog search --sample 'rock-*' --where 'porosity > 0' --json", tmp_path)

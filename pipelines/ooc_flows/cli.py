@@ -461,6 +461,7 @@ def _cmd_segment(args: argparse.Namespace, settings: Settings) -> int:
             "model": args.model,
             "output": args.output,
             "probability_dtype": args.probability_dtype,
+            "prior": args.prior,
         },
         args,
         settings,
@@ -469,6 +470,11 @@ def _cmd_segment(args: argparse.Namespace, settings: Settings) -> int:
     fractions = ", ".join(f"{n} {f:.3f}" for n, f in s["class_fractions"].items())
     print(f"{args.volume}: {_done(out)}; labels in {out['url']}")
     print(f"  probabilities {s['probabilities']}, uncertainty {s['uncertainty']}")
+    if "scan_prior" in s:
+        shares = ", ".join(
+            f"{n} {f:.3f} (labels {s['training_prior'][n]:.3f})" for n, f in s["scan_prior"].items()
+        )
+        print(f"  class shares estimated from the scan: {shares}")
     print(f"  class fractions: {fractions}")
     print("  most uncertain regions (add labels there next):")
     print(format_regions(s["uncertain_regions"][:5], s["unit"]))
@@ -664,6 +670,12 @@ def _parser() -> argparse.ArgumentParser:
     seg.add_argument("output", help="label store to write (.zarr; probabilities beside)")
     seg.add_argument(
         "--probability-dtype", choices=["float16", "float32", "uint8"], default="float16"
+    )
+    seg.add_argument(
+        "--prior",
+        choices=["training", "scan"],
+        default="training",
+        help="class shares to follow: the training labels' or the scan's own (thin classes)",
     )
     seg.set_defaults(func=_cmd_segment)
 

@@ -45,10 +45,11 @@ def segment_flow(
     uncertainty: str = "entropy",
     probability_dtype: str = "float16",
     device: str = "auto",
+    prior: str = "training",
     settings_overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Segment ``volume`` with ``model`` into the label store ``output`` (probabilities and
-    uncertainty beside it)."""
+    uncertainty beside it); ``prior="scan"``: class shares estimated from the volume."""
     arguments = {
         "volume": volume,
         "model": model,
@@ -56,5 +57,6 @@ def segment_flow(
         "uncertainty": uncertainty,
         "probability_dtype": probability_dtype,
         "device": device,
+        "prior": prior,
     }
     return stage_task("segment", arguments, settings_overrides)

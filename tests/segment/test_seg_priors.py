@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from ooc.segment import estimate_prior, shift_prior, training_prior
+from ooc.segment import estimate_prior, scan_prior, shift_prior, training_prior
 
 
 def _posteriors(x: np.ndarray, prior: np.ndarray) -> np.ndarray:
@@ -45,3 +45,26 @@ def test_training_prior_from_the_models_label_counts() -> None:
     np.testing.assert_allclose(training_prior(model), [0.3, 0.1, 0.6])
     with pytest.raises(ValueError, match="finite priors"):
         shift_prior(np.ones((3, 4), np.float32) / 3, [0.3, 0.1, 0.6], [0.5, 0.5])
+
+
+@pytest.mark.parametrize(("fraction", "max_voxels"), [(1.0, 10**9), (0.25, 10**9), (0.5, 4096)])
+def test_scan_prior_from_a_sample_of_blocks_matches_the_whole_volume(
+    fraction: float, max_voxels: int
+) -> None:
+    """A volume whose thin class (6%) sits in one corner and elsewhere at random: the blocks
+    sampled evenly (and thinned inside each) give the shares EM finds on every voxel."""
+    rng = np.random.default_rng(3)
+    shape = (32, 32, 32)
+    labels = rng.random(shape) < 0.05
+    labels[:8, :8, :8] = rng.random((8, 8, 8)) < 0.3
+    x = np.where(labels, rng.normal(2.0, 1.0, shape), rng.normal(0.0, 1.0, shape))
+    balanced = np.array([0.5, 0.5])
+    proba = _posteriors(x.ravel(), balanced).reshape(2, *shape).astype(np.float32)
+    whole = estimate_prior(proba, balanced)
+    lazy = da.from_array(proba, chunks=(1, 8, 8, 8))  # classes split too: rejoined per block
+    sampled = scan_prior(lazy, balanced, fraction=fraction, max_voxels=max_voxels)
+    assert sampled.sum() == pytest.approx(1.0)
+    if fraction == 1.0:
+        np.testing.assert_allclose(sampled, whole, rtol=1e-6)
+    else:
+        np.testing.assert_allclose(sampled, whole, atol=0.015)

@@ -39,7 +39,7 @@ from ooc.segment.forest import (
 from ooc.segment.metrics import confusion_matrix, iou, match_labels, mean_iou, multi_otsu
 from ooc.segment.models import load_model, save_model
 from ooc.segment.predict import segmentation
-from ooc.segment.priors import estimate_prior, shift_prior, training_prior
+from ooc.segment.priors import estimate_prior, scan_prior, shift_prior, training_prior
 from ooc.segment.scribbles import simulate_scribbles
 from ooc.segment.uncertainty import (
     UncertainRegion,
@@ -80,6 +80,7 @@ __all__ = [
     "predict_unet",
     "rasterize",
     "save_model",
+    "scan_prior",
     "segmentation",
     "select_bank",
     "shift_prior",

@@ -10,6 +10,7 @@ import numpy as np
 import xarray as xr
 
 from ooc.features.chunked import regular_chunks
+from ooc.segment.priors import shift_prior, training_prior
 from ooc.segment.uncertainty import uncertainty
 from ooc.volume import as_volume
 
@@ -23,6 +24,7 @@ def segmentation(
     uncertainty_method: str = "entropy",
     device: str = "auto",
     block: Sequence[int] | None = None,
+    prior: Sequence[float] | None = None,
 ) -> xr.Dataset:
     """Classify every voxel of a volume, lazily (nothing is computed until asked).
 
@@ -44,6 +46,11 @@ def segmentation(
         ``"auto"``, ``"cpu"`` or ``"gpu"``: where filters / the network run.
     block
         Block shape of the prediction tasks (default: from the chunks and a memory budget).
+    prior
+        Class shares of this volume (``model.classes`` order, e.g. from
+        :func:`~ooc.segment.scan_prior`): the probabilities are re-weighted from the shares of
+        the training labels to these (:func:`~ooc.segment.shift_prior`). None keeps the
+        training labels' shares.
 
     Returns
     -------
@@ -55,6 +62,8 @@ def segmentation(
     """
     vol = as_volume(volume)
     proba = regular_chunks(model.predict_proba(vol, device=device, block=block))
+    if prior is not None:
+        proba = shift_prior(proba, training_prior(model), prior)
     classes = np.asarray(model.classes)
     label_dtype = np.uint8 if classes.max() <= 255 else np.uint16
     lut = classes.astype(label_dtype)

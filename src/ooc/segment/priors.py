@@ -9,12 +9,14 @@ re-weighted by the ratio of the two priors (Bayes' rule with a changed prior).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
+import dask.array as da
 import numpy as np
 
-__all__ = ["estimate_prior", "shift_prior", "training_prior"]
+__all__ = ["estimate_prior", "scan_prior", "shift_prior", "training_prior"]
 
 
 def training_prior(model: Any) -> np.ndarray:
@@ -83,3 +85,32 @@ def estimate_prior(
         if done:
             break
     return prior
+
+
+def scan_prior(
+    proba: da.Array,
+    train_prior: Sequence[float],
+    *,
+    fraction: float = 0.1,
+    max_voxels: int = 2**22,
+    progress: bool | None = None,
+) -> np.ndarray:
+    """The class shares of a whole volume from its lazy probabilities, estimated on a sample.
+
+    ``fraction`` of the blocks of ``proba`` (``(K, ...)``, Dask, one block per prediction
+    task), spread evenly over the volume, are computed on the active scheduler; each keeps a
+    regular grid of its voxels so that at most about ``max_voxels`` enter the EM of
+    :func:`estimate_prior`. Returns float64 ``(K,)`` summing to 1.
+    """
+    from ooc.cluster import run_tasks
+
+    blocks = proba.rechunk({0: -1}).to_delayed().ravel()  # every class of a block together
+    n = max(1, math.ceil(fraction * len(blocks)))
+    picked = np.unique(np.linspace(0, len(blocks) - 1, n).round().astype(int))
+    voxels_per_block = math.prod(proba.chunksize[1:])
+    share = max(voxels_per_block * len(picked) / max_voxels, 1.0)
+    step = max(1, math.ceil(share ** (1 / (proba.ndim - 1))))
+    grid = (slice(None),) + (slice(None, None, step),) * (proba.ndim - 1)
+    parts = run_tasks([blocks[i][grid] for i in picked], desc="class shares", progress=progress)
+    k = proba.shape[0]
+    return estimate_prior(np.concatenate([p.reshape(k, -1) for p in parts], axis=1), train_prior)

@@ -19,11 +19,12 @@ import numpy as np
 
 from ooc.cluster import run_tasks
 from ooc.config import Settings
+from ooc.errors import ConfigError
 from ooc.io.ingest import build_pyramid
 from ooc.io.store import Box, VolumeStore, region_grid
 from ooc.metadata import VolumeMetadata
 from ooc.provenance import make_record
-from ooc.segment import load_model, segmentation, uncertain_regions
+from ooc.segment import load_model, scan_prior, segmentation, training_prior, uncertain_regions
 from ooc.stages._run import Context, Outcome, Product, run_stage
 from ooc.stages.inputs import open_input
 from ooc.stages.record import model_weights_digest, prepare_output, remove, store_parent
@@ -81,6 +82,7 @@ def run_segment(
     uncertainty: str = "entropy",
     probability_dtype: str = "float16",
     device: str = "auto",
+    prior: str = "training",
     max_region_bytes: int = 64 * 2**20,
     run_id: str | None = None,
     progress: bool | None = None,
@@ -89,22 +91,29 @@ def run_segment(
     """Segment the grey store ``volume`` with the saved ``model`` into ``output`` (see module).
 
     ``probability_dtype`` ("float16", "float32" or "uint8") is used for the probabilities and
-    the uncertainty. Runs on the active Dask scheduler, region by region; a region's working
+    the uncertainty. ``prior="scan"`` re-weights the probabilities from the class shares of the
+    training labels to the volume's own, estimated from a sample of its blocks
+    (:func:`ooc.segment.scan_prior`): scribbles give a thin class (clay) about as many voxels as
+    the others, and the forest then over-predicts it. Runs on the active Dask scheduler, region by region; a region's working
     set (probabilities of every class) is kept near ``max_region_bytes`` (at least one chunk).
 
     With ``check_only``, inputs and parameters are checked and nothing runs (returns None).
     """
-    parameters = {
+    parameters: dict[str, Any] = {
         "uncertainty": uncertainty,
         "probability_dtype": probability_dtype,
         "device": device,
     }
+    if prior != "training":  # only when set: earlier runs' parameters stay the same
+        parameters["prior"] = prior
     vol, vol_parent = open_input(volume, kind="grey", role="volume", settings=settings)
     model_parent = store_parent(model, "model")
     # a forest is checked against its checksum here and loaded by each worker that predicts
     trained = load_model(model, lazy=True)
     if len(vol.shape) != trained.ndim:
         raise ValueError(f"{model}: a {trained.ndim}D model cannot segment the 3D {volume}")
+    if prior == "scan" and trained.kind != "forest":
+        raise ConfigError(f"{model}: prior 'scan' needs a forest (its training label counts)")
 
     def body(ctx: Context) -> Product:
         urls = {"labels": ctx.url, **companion_urls(ctx.url)}
@@ -149,7 +158,19 @@ def run_segment(
                 regions=regions,
                 storage_options=options[name],
             )
-        seg = segmentation(vol, trained, uncertainty_method=uncertainty, device=device)
+        shares, priors = None, {}
+        if prior == "scan":
+            base = training_prior(trained)
+            shares = scan_prior(trained.predict_proba(vol, device=device), base, progress=progress)
+            priors = {  # class shares of the training labels and of this volume, by name
+                f"{which}_prior": {
+                    names[str(int(c))]: float(v) for c, v in zip(classes, p, strict=True)
+                }
+                for which, p in (("training", base), ("scan", shares))
+            }
+        seg = segmentation(
+            vol, trained, uncertainty_method=uncertainty, device=device, prior=shares
+        )
         proba, unc = seg["probabilities"].data, seg["uncertainty"].data
         lut = classes.astype(label_dtype)
         pending = stores["labels"].pending_regions(0)
@@ -203,6 +224,7 @@ def run_segment(
                 "uncertain_regions": top,
                 "unit": attrs["unit"],
                 **{k: u for k, u in urls.items() if k != "labels"},
+                **priors,
             },
             numbers={f"fraction_{n}": f for n, f in fractions.items()},
             sample_id=attrs["sample_id"],
