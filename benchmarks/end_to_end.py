@@ -141,9 +141,10 @@ def score(segmentation: str, truth: Path, names: list[str], *, slab: int = 64) -
     }
 
 
-def properties(url: str, summary: dict[str, Any]) -> dict[str, dict[str, float]]:
+def properties(url: str, summary: dict[str, Any]) -> dict[str, Any]:
     """Tortuosity factor, relative conductivity and permeability (mD) per axis of a simulate
-    store: the whole-volume values, or the median over blocks of the block-wise maps."""
+    store: the whole-volume values, or the median over blocks of the block-wise maps (and
+    ``closed``: the number of blocks with no pore path along some axis)."""
     keys = {
         "tau": "tortuosity",
         "relative_conductivity": "relative_conductivity",
@@ -154,7 +155,8 @@ def properties(url: str, summary: dict[str, Any]) -> dict[str, dict[str, float]]
     from ooc.results import read_group
 
     maps = read_group(url, "simulate/blocks")
-    return {
+    closed = int(np.isinf(maps["tortuosity"]).any("direction").sum())
+    return {"closed": closed} | {
         key: {
             d: float(np.nanmedian(maps[var].sel(direction=d).values.astype(float))) for d in "zyx"
         }
@@ -260,9 +262,10 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         + ", ".join(f"{k} {v:.3f}" for k, v in ious.items())
         + f" (mean {np.mean(list(ious.values())):.3f})"
     )
-    route = sim["route"] + (
-        f", median of {sim['blocks']} blocks of {args.block}³" if sim["route"] == "blocks" else ""
-    )
+    route = sim["route"]
+    if route == "blocks":
+        route += f", median of {sim['blocks']} blocks of {args.block}³ ({props['closed']} of them"
+        route += " closed along some axis: tau inf there)"
     print(
         f"simulate (route {route}): tau z/y/x {_fmt_axes(props['tau'], '.3f')}; "
         f"sigma/sigma0 {_fmt_axes(props['relative_conductivity'], '.4f')}; "
