@@ -46,14 +46,12 @@ def permeability(
         ``k_voxel2`` (permeability in voxel², multiply by the voxel edge² for m²), ``steps``,
         ``converged``, ``mlups`` (million lattice updates per second).
     """
-    import lbmpy
     from lbmpy import LBMConfig, LBStencil, Method, Stencil
     from lbmpy.boundaries import NoSlip
     from lbmpy.enums import ForceModel
     from lbmpy.lbstep import LatticeBoltzmannStep
     from lbmpy.relaxationrates import relaxation_rate_from_magic_number
 
-    del lbmpy
     solid = np.asarray(solid, bool)
     f = [0.0, 0.0, 0.0]
     f[axis] = force
