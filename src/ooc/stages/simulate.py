@@ -211,7 +211,8 @@ def run_simulate(
                 for d in _AXES
             }
         else:
-            arr = np.asarray(volume.values)
+            # read here, where the whole solve runs, not through the cluster's workers
+            arr = np.asarray(volume.data.compute(scheduler="threads"))
             solves = {
                 "tortuosity": lambda: tortuosity(arr, pore_label, voxel_size=voxel_m),
                 "conductivity": lambda: conductivity(
