@@ -7,6 +7,16 @@ The two-scale case's matrix has a micro-pore fraction that follows a smooth rand
 the field where it is taken, so its one constant is the matrix's value there, not here.  The
 coarse grey follows each voxel's partial volume, so the per-voxel route follows the region's own
 porosity.
+
+Full size (32³ coarse -> 256³ fine, 128³ finer scan, D(phi) on 8³ blocks of its first 64³,
+coarse grid subdivided 4x; ``benchmarks/upscale.py --sections 4 --coarse 32 --finer 128
+--map-size 64 --seeds S --properties diffusivity --subdivide 4 --field 0.4,0.85,16``), D_eff/D0
+along z, y, x against the direct fine solve:
+
+- per-voxel: seed 0 +0.3 +0.0 -0.5 %, seed 1 +1.6 -0.5 +1.1 %, seed 2 -1.2 -1.9 -1.5 %;
+- constant: seed 0 +30.2 +26.0 +25.8 %, seed 1 +53.9 +48.0 +51.5 %, seed 2 -13.6 -17.4 -13.8 %;
+- grey porosity of the matrix voxels (true phi 0.68-0.74 ± 0.12-0.13): mean error -0.0006,
+  +0.0019, +0.0008; RMS 0.099 (0.079 with the noise spread removed); correlation 0.77-0.79.
 """
 
 from __future__ import annotations
@@ -91,7 +101,7 @@ def routes(request):
 def test_grey_porosity_follows_the_true_subresolution_porosity(routes):
     # measured (noise 0.1 of the contrast): mean error -0.008..-0.002, correlation 0.69-0.79
     true, raw, shrunk = routes["true"], routes["raw"], routes["shrunk"]
-    assert true.std() > 0.1  # the matrix's porosity varies from voxel to voxel
+    assert true.std() > 0.05  # varies from voxel to voxel (measured sd 0.09-0.13)
     assert abs(np.mean(raw - true)) < 0.02
     assert abs(np.mean(shrunk - true)) < 0.02
     assert np.corrcoef(raw, true)[0, 1] > 0.6
