@@ -133,3 +133,10 @@ def test_the_coarse_grey_follows_the_varying_porosity():
     # no noise: the grey is the partial-volume mean of the fine material, exactly
     grey = case.grey[m].astype(np.float64)
     np.testing.assert_allclose(grey, np.rint(phi * 14_000.0 + (1 - phi) * 44_000.0), atol=1)
+
+
+def test_a_sample_with_a_field_survives_its_json() -> None:
+    sample = dataclasses.replace(synth.default_sample(seed=4, shape=(16, 16, 16)), material=MATRIX)
+    again = synth.SampleSpec.from_dict(sample.to_dict())
+    assert again == sample
+    assert again.material.micropore_field == FIELD

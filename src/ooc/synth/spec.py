@@ -272,7 +272,13 @@ class SampleSpec:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SampleSpec:
         """Rebuild from :meth:`to_dict` output, or a ``sample.json`` (extra keys are ignored)."""
-        material = Material(**{k: SphereProcess(**v) for k, v in d["material"].items()})
+        kept = dict(d["material"])
+        field = kept.pop("micropore_field", None)
+        material = Material(**{k: SphereProcess(**v) for k, v in kept.items()})
+        if field is not None:  # a VariedMaterial (ooc.synth.material), which builds on this one
+            from ooc.synth.material import FractionField, VariedMaterial
+
+            material = VariedMaterial(**vars(material), micropore_field=FractionField(**field))
         scales = []
         for name in SCALES:
             s = d["scales"][name]
