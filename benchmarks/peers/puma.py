@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import tempfile
 
 import numpy as np
 
@@ -41,6 +43,8 @@ def permeability(
     """
     import pumapy as puma
 
+    # PuMA writes a log per run into ./logs by default: keep the caller's folder clean
+    puma.settings["log_location"] = os.path.join(tempfile.gettempdir(), "pumapy-logs")
     ws = puma.Workspace.from_array(np.asarray(solid, np.uint16))
     ws.voxel_length = voxel_size
     with contextlib.redirect_stdout(io.StringIO()):  # PuMA prints its progress
