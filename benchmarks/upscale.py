@@ -197,6 +197,21 @@ def _field(text: str, ratio: int) -> Any:
     return FractionField(low, high, length * ratio)
 
 
+def _case(seed: int, coarse: int, ratio: int, noise: float, field: str) -> Any:
+    """The two-scale case every section compares on (grey coarse scan, 5 % macro-pores)."""
+    from ooc.upscale.testing import two_scale_case
+
+    return two_scale_case(
+        seed,
+        coarse,
+        ratio=ratio,
+        grey=True,
+        noise=noise,
+        macro_fraction=0.05,
+        micropore_field=_field(field, ratio),
+    )
+
+
 def two_scale_rows(
     seed: int,
     coarse: int,
@@ -211,17 +226,9 @@ def two_scale_rows(
 ) -> list[list[str]]:
     """Direct and upscaled answers of one two-scale case, as table rows (one per route and
     coarse-grid subdivision)."""
-    from ooc.upscale.testing import finer_scan, two_scale_case
+    from ooc.upscale.testing import finer_scan
 
-    case = two_scale_case(
-        seed,
-        coarse,
-        ratio=ratio,
-        grey=True,
-        noise=noise,
-        macro_fraction=0.05,
-        micropore_field=_field(field, ratio),
-    )
+    case = _case(seed, coarse, ratio, noise, field)
     npz = tmp / f"case-{seed}-{coarse}-{ratio}.npz"
     np.savez(
         npz,
@@ -306,17 +313,9 @@ def accuracy_rows(
         refine_labels,
         shrink_porosity,
     )
-    from ooc.upscale.testing import finer_scan, two_scale_case
+    from ooc.upscale.testing import finer_scan
 
-    case = two_scale_case(
-        seed,
-        coarse,
-        ratio=ratio,
-        grey=True,
-        noise=noise,
-        macro_fraction=0.05,
-        micropore_field=_field(field, ratio),
-    )
+    case = _case(seed, coarse, ratio, noise, field)
     lab, fv = case.coarse_labels, case.fine_voxel_m
     scan = finer_scan(case, finer)
     levels = _levels(case.grey, lab, noise)
