@@ -6,10 +6,13 @@ One results store per sample and scale; each step writes its own group (``measur
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
+import dask
 import fsspec
+import numpy as np
 import pandas as pd
 import xarray as xr
 import zarr
@@ -27,11 +30,15 @@ def write_dataset(
     group: str,
     provenance: dict[str, Any] | None = None,
     storage_options: dict[str, Any] | None = None,
+    desc: str | None = None,
+    progress: bool | None = None,
 ) -> None:
     """Write ``ds`` as group ``group`` of the results store at ``url``, replacing that group.
 
     Numeric variables are compressed with Blosc/zstd; ``provenance`` is kept in the group's
-    ``ooc_history`` attribute (as JSON text, so any nesting survives the round trip).
+    ``ooc_history`` attribute (as JSON text, so any nesting survives the round trip). With
+    ``desc``, a Dask-backed ``ds`` is written slab by slab along ``z`` (its chunks) as tasks on
+    the active scheduler, behind a progress bar of that name (:func:`ooc.cluster.run_tasks`).
     """
     # fixed-width unicode has no Zarr v3 spec yet (zarr warns); variable-length strings do
     ds = ds.assign_coords(
@@ -44,15 +51,30 @@ def write_dataset(
         for name, var in ds.variables.items()
         if var.dtype.kind in "biuf" and var.ndim > 0
     }
-    ds.to_zarr(
-        url,
-        group=group,
-        mode="w",
-        zarr_format=3,
-        consolidated=False,
-        encoding=encoding,
-        storage_options=storage_options or None,
-    )
+    where = {
+        "group": group,
+        "zarr_format": 3,
+        "consolidated": False,
+        "storage_options": storage_options or None,
+    }
+    slabs = desc is not None and "z" in ds.dims and ds.chunks.get("z") is not None
+    ds.to_zarr(url, mode="w", encoding=encoding, compute=not slabs, **where)
+    if slabs:  # the metadata and the in-memory coordinates are written: now the data
+        from ooc.cluster import run_tasks
+
+        bounds = np.cumsum((0, *ds.chunks["z"]))
+        tasks = [
+            dask.delayed(_write_slab)(ds.isel(z=slice(a, b)), url, slice(a, b), where)
+            for a, b in itertools.pairwise(bounds)
+        ]
+        run_tasks(tasks, desc=desc, progress=progress)
+
+
+def _write_slab(part: xr.Dataset, url: str, z: slice, where: dict[str, Any]) -> int:
+    """Store the (computed) slab ``z`` of the variables along ``z`` in an initialised group."""
+    along = part.drop_vars([n for n, v in part.variables.items() if "z" not in v.dims])
+    along.to_zarr(url, region={"z": z}, **where)
+    return 1
 
 
 def read_group(

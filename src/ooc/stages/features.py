@@ -46,7 +46,13 @@ def run_features(
             run_id=run_id,
         )
         write_dataset(
-            ds, ctx.url, group=group, provenance=record, storage_options=ctx.storage_options
+            ds,
+            ctx.url,
+            group=group,
+            provenance=record,
+            storage_options=ctx.storage_options,
+            desc=f"features {volume.rstrip('/').rsplit('/', 1)[-1]}",
+            progress=progress,
         )
         return Product(
             store_kind="results",
