@@ -500,43 +500,27 @@ def main() -> None:
         f"{args.finer}³ (block map of {args.map_size}³), noise {args.noise})\n",
         flush=True,
     )
+
+    def show(seed: int, ratio: int) -> None:
+        """One table of section 1/2 rows, printed as soon as it is done."""
+        rows = two_scale_rows(
+            seed, args.coarse, ratio, args.finer, args.noise, props, tmp, args.map_size, subs,
+            args.field,
+        )  # fmt: skip
+        print_table(rows, TWO_SCALE_HEADER)
+        sys.stdout.flush()
+
     if 1 in sections:
         print(
             f"## 1. two-scale consistency: {args.coarse}³ coarse -> "
             f"{args.coarse * args.ratio}³ fine\n"
         )
         for s in seeds:  # one table per seed, printed as it is done
-            rows = two_scale_rows(
-                s,
-                args.coarse,
-                args.ratio,
-                args.finer,
-                args.noise,
-                props,
-                tmp,
-                args.map_size,
-                subs,
-                args.field,
-            )
-            print_table(rows, TWO_SCALE_HEADER)
-            sys.stdout.flush()
+            show(s, args.ratio)
     if 2 in sections:
         print(f"## 2. difference vs scale ratio (seed {seeds[0]}, coarse {args.coarse}³)\n")
         for r in (int(v) for v in args.ratios.split(",") if v):
-            rows = two_scale_rows(
-                seeds[0],
-                args.coarse,
-                r,
-                args.finer,
-                args.noise,
-                props,
-                tmp,
-                args.map_size,
-                subs,
-                args.field,
-            )
-            print_table(rows, TWO_SCALE_HEADER)
-            sys.stdout.flush()
+            show(seeds[0], r)
     if 4 in sections:
         print(
             f"## 4. accuracy: {args.coarse}³ coarse -> {args.coarse * args.ratio}³ fine"
