@@ -29,11 +29,8 @@ from ooc.simulate import conductivity, property_map, tortuosity
 from ooc.synth.material import FractionField
 from ooc.upscale import (
     GreyLevels,
-    calibrate_relation,
-    fit_relations,
     grey_porosity,
-    part_porosity,
-    refine_field,
+    per_voxel_property,
     refine_labels,
     shrink_porosity,
 )
@@ -59,13 +56,14 @@ def _routes(seed: int, coarse: int, finer: int, sub: int) -> dict[str, object]:
     lab = case.coarse_labels
     m = lab == 2
     raw = grey_porosity(case.grey, lab, LEVELS, phase=2)
-    phi = shrink_porosity(raw, lab, phase=2, noise=LEVELS.porosity_noise)
     direct = tortuosity(case.fine_pore, direction=AXES).relative_diffusivity
     scan = finer_scan(case, finer)
     whole = tortuosity(scan, direction=AXES).relative_diffusivity
-    grid = refine_labels(lab, sub)
     constant = conductivity(
-        grid, {0: 1.0, 1: 0.0, 2: tuple(whole[a] for a in AXES)}, direction=AXES, reference=1.0
+        refine_labels(lab, sub),
+        {0: 1.0, 1: 0.0, 2: tuple(whole[a] for a in AXES)},
+        direction=AXES,
+        reference=1.0,
     ).relative
     with dask.config.set(scheduler="synchronous"):  # many tiny solves: threads only contend
         bm = property_map(
@@ -74,19 +72,23 @@ def _routes(seed: int, coarse: int, finer: int, sub: int) -> dict[str, object]:
             voxel_size=case.fine_voxel_m,
             properties=("diffusivity",),
         )
-    relation = calibrate_relation(
-        fit_relations(bm, "relative_diffusivity")[0], bm, whole, subdivide=sub
-    )
-    field = refine_field(
-        relation(part_porosity(phi, lab, grid, phase=2)).astype(np.float32), lab, 2, sub
+    pv = per_voxel_property(
+        case.grey,
+        lab,
+        phase=2,
+        levels=LEVELS,
+        block_map=bm,
+        effective=whole,
+        quantity="relative_diffusivity",
+        subdivide=sub,
     )
     per_voxel = conductivity(
-        grid, {0: 1.0, 1: 0.0, 2: field}, direction=AXES, reference=1.0
+        pv.labels, {0: 1.0, 1: 0.0, 2: pv.values}, direction=AXES, reference=1.0
     ).relative
     return {
         "true": case.true_porosity[m],
         "raw": raw[m],
-        "shrunk": phi[m],
+        "shrunk": shrink_porosity(raw, lab, phase=2, noise=LEVELS.porosity_noise)[m],
         "direct": direct,
         "constant": constant,
         "per_voxel": per_voxel,

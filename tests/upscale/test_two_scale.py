@@ -31,14 +31,10 @@ from ooc.simulate import conductivity, permeability, property_map, tortuosity
 from ooc.synth import render_labels
 from ooc.upscale import (
     GreyLevels,
-    calibrate_relation,
-    fit_relations,
     from_results,
     grey_porosity,
-    part_porosity,
-    refine_field,
+    per_voxel_property,
     refine_labels,
-    shrink_porosity,
 )
 from ooc.upscale.testing import finer_scan, two_scale_case
 
@@ -74,8 +70,9 @@ def test_diffusivity_upscaled_from_a_finer_scan_matches_the_direct_solve(seed):
     lab, sub = case.coarse_labels, 4
     grid = refine_labels(lab, sub)
     # one constant per phase: the finer scan's D_eff/D0 tensor (diagonal)
-    whole = tortuosity(scan, direction=AXES).relative_diffusivity
-    props = from_results(diffusion=tortuosity(scan, direction=AXES))
+    finer = tortuosity(scan, direction=AXES)
+    whole = finer.relative_diffusivity
+    props = from_results(diffusion=finer)
     constant = conductivity(
         grid,
         {0: 1.0, 1: 0.0, 2: props.value("relative_diffusivity")},
@@ -90,14 +87,18 @@ def test_diffusivity_upscaled_from_a_finer_scan_matches_the_direct_solve(seed):
             voxel_size=case.fine_voxel_m,
             properties=("diffusivity",),
         )
-    relation = fit_relations(bm, "relative_diffusivity")[0]
-    relation = calibrate_relation(relation, bm, whole, subdivide=sub)
-    phi = grey_porosity(case.grey, lab, LEVELS, phase=2)
-    phi = shrink_porosity(phi, lab, phase=2, noise=LEVELS.porosity_noise)
-    phi = part_porosity(phi, lab, grid, phase=2)
-    field = refine_field(relation(phi).astype(np.float32), lab, 2, sub)
+    pv = per_voxel_property(
+        case.grey,
+        lab,
+        phase=2,
+        levels=LEVELS,
+        block_map=bm,
+        effective=whole,
+        quantity="relative_diffusivity",
+        subdivide=sub,
+    )
     per_voxel = conductivity(
-        grid, {0: 1.0, 1: 0.0, 2: field}, direction=AXES, reference=1.0
+        pv.labels, {0: 1.0, 1: 0.0, 2: pv.values}, direction=AXES, reference=1.0
     ).relative
     err_voxel = [per_voxel[d] / direct[d] - 1 for d in AXES]
     err_const = [constant[d] / direct[d] - 1 for d in AXES]

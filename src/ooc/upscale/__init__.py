@@ -11,6 +11,8 @@
 - :func:`refine_labels`, :func:`refine_field` - the coarse solve on a subdivided grid whose phase
   interfaces are reconstructed smoothly from the segmentation (no voxel staircase);
   :func:`part_porosity` - the grey porosity of a voxel's share of the phase on that grid.
+- :func:`per_voxel_property` - the whole per-voxel route in one call: grey -> porosity ->
+  calibrated relation -> the phase's property in every voxel of the coarse solve's grid.
 - :func:`upscale_blocks`, :func:`coarse_grid` - a block property map becomes the coarse grid of one
   conduction / Darcy solve over the whole volume (with ``property_map(..., margin=m)`` for
   oversampling).
@@ -23,6 +25,7 @@ scale can be solved directly.
 from ooc.upscale.blocks import coarse_grid, upscale_blocks
 from ooc.upscale.grey import GreyLevels, grey_levels, grey_porosity, shrink_porosity
 from ooc.upscale.interface import part_porosity, refine_field, refine_labels
+from ooc.upscale.per_voxel import PerVoxelProperty, per_voxel_property
 from ooc.upscale.relations import (
     FORMS,
     Relation,
@@ -42,6 +45,7 @@ __all__ = [
     "FORMS",
     "QUANTITIES",
     "GreyLevels",
+    "PerVoxelProperty",
     "PhaseProperties",
     "Relation",
     "calibrate_relation",
@@ -53,6 +57,7 @@ __all__ = [
     "grey_levels",
     "grey_porosity",
     "part_porosity",
+    "per_voxel_property",
     "refine_field",
     "refine_labels",
     "rev_curve",
