@@ -393,6 +393,9 @@ def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
             "block_shape": args.block,
             "properties": args.properties,
             **({"upscaled": _name_stores(args.upscaled)} if args.upscaled else {}),
+            **({"per_voxel": True} if args.per_voxel else {}),
+            **({"grey": args.grey} if args.grey else {}),
+            **({"solid": args.solid} if args.solid else {}),
         },
         args,
         settings,
@@ -722,6 +725,17 @@ def _parser() -> argparse.ArgumentParser:
         help="what to compute (default all three)",
     )
     sim.add_argument("--block", type=int, default=64, help="block edge for the block-wise route")
+    sim.add_argument(
+        "--per-voxel",
+        action="store_true",
+        help="upscaled phases per voxel: grey porosity through the upscale stores' relations",
+    )
+    sim.add_argument(
+        "--grey", metavar="STORE", help="with --per-voxel: the grey scan (default: the segmented)"
+    )
+    sim.add_argument(
+        "--solid", metavar="NAME", help="with --per-voxel: the dense solid phase (its grey level)"
+    )
     sim.add_argument("--dry-run", action="store_true", help="print the memory each route needs")
     sim.set_defaults(func=_cmd_simulate)
 

@@ -22,11 +22,16 @@ def simulate_flow(
     block_shape: int = 64,
     properties: list[str] | None = None,
     upscaled: dict[str, str] | None = None,
+    per_voxel: bool = False,
+    grey: str | None = None,
+    solid: str | None = None,
     settings_overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Tortuosity factor, effective conductivity and permeability per axis of ``labels``,
     whole-volume or block by block (``route``: auto, whole, blocks), into ``output``; phases in
-    ``upscaled`` take their values from upscale stores (``ooc upscale``)."""
+    ``upscaled`` take their values from upscale stores (``ooc upscale``), per voxel with
+    ``per_voxel`` (from the ``grey`` scan, default the segmented one, with ``solid`` the dense
+    solid phase)."""
     arguments = {
         "labels": labels,
         "output": output,
@@ -37,5 +42,8 @@ def simulate_flow(
         "block_shape": block_shape,
         **({"properties": properties} if properties else {}),
         **({"upscaled": upscaled} if upscaled else {}),
+        **({"per_voxel": True} if per_voxel else {}),
+        **({"grey": grey} if grey else {}),
+        **({"solid": solid} if solid else {}),
     }
     return stage_task("simulate", arguments, settings_overrides)

@@ -6,6 +6,16 @@ permeability (with Brinkman phases), each one part (group ``simulate/<property>`
 block-wise route (for volumes whose whole solve does not fit) computes property maps one slab of
 blocks at a time (each slab one part), joined into ``simulate/blocks`` at the end. A killed run
 resumes with the parts that are left.
+
+Phases ``upscaled`` from a finer scan take one value per axis from its upscale store, or, with
+``per_voxel``, one value per voxel: the voxel's porosity from the grey scan
+(:func:`ooc.upscale.grey_porosity`, its noise spread removed by
+:func:`ooc.upscale.shrink_porosity`) through the relations ``D(phi)`` and ``k(phi)`` the upscale
+store fitted on the finer scan's block map (:func:`ooc.stages.upscale.stored_relations`) - the
+steps of :func:`ooc.upscale.per_voxel_property` on the coarse grid itself (``subdivide=1``).
+The grey scan is the one the labels were segmented from (or ``grey``); it is a parent (role
+``grey``). Its pore and solid grey levels (:func:`ooc.upscale.grey_levels`) come from the pore
+phase and the one other phase that conducts nothing and is not upscaled (or ``solid``).
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ import xarray as xr
 import zarr
 
 from ooc.config import Settings
-from ooc.errors import ConfigError, StoreError
+from ooc.errors import ConfigError, InputError, StoreError
 from ooc.provenance import make_record
 from ooc.results import read_group, write_dataset
 from ooc.simulate.blockwise import property_map
@@ -32,6 +42,8 @@ from ooc.simulate.stokes import permeability
 from ooc.stages._run import Context, Outcome, Product, run_stage
 from ooc.stages.inputs import open_input, phase_values_by_name
 from ooc.stages.record import Parent, open_results_store, read_record, store_parent, write_parts
+from ooc.stages.upscale import stored_relations
+from ooc.upscale import Relation, grey_levels, grey_porosity, shrink_porosity
 from ooc.volume import as_volume
 
 __all__ = ["CODE_VERSION", "plan_simulation", "run_simulate"]
@@ -81,6 +93,9 @@ def run_simulate(
     route: str = "auto",
     block_shape: int = 64,
     properties: tuple[str, ...] | list[str] | None = PROPERTIES,
+    per_voxel: bool = False,
+    grey: str | None = None,
+    solid: str | None = None,
     run_id: str | None = None,
     progress: bool | None = None,
     check_only: bool = False,
@@ -97,6 +112,13 @@ def run_simulate(
     that runs it and never enters the cache key); ``properties``: which of "tortuosity",
     "conductivity" and "permeability" to compute.
 
+    ``per_voxel``: the upscaled phases' conductivity (the pore phase's value times ``D(phi)``)
+    and permeability (``k(phi)``, at least 1e-9 of its largest value) per voxel, from the grey
+    scan's porosity and the upscale stores' relations (see module; whole route only). ``grey``:
+    the grey scan's store, for labels not segmented by ooc (default: the segmentation's
+    ``volume`` parent); ``solid``: the phase whose grey is the dense solid's (default: the one
+    phase that is neither pore, upscaled nor Brinkman and has conductivity 0).
+
     With ``check_only``, inputs and parameters are checked and nothing runs (returns None).
 
     Raises
@@ -104,8 +126,15 @@ def run_simulate(
     StoreError
         An upscaled phase's store is missing, unfinished, not an upscale store, or lacks a value
         a wanted property needs; or the label store has no such phase.
+        With ``per_voxel``: an upscale store without the relation a wanted property needs, no
+        grey scan found, or one of another shape.
     ConfigError
-        ``phase_values`` gives the pore phase no value while an upscaled phase needs it.
+        ``phase_values`` gives the pore phase no value while an upscaled phase needs it; with
+        ``per_voxel``: no upscaled phase, the block-wise route, no or several solid phases;
+        ``grey`` or ``solid`` without ``per_voxel``.
+    InputError
+        With ``per_voxel``: the grey levels cannot be measured (a phase without voxels, pore and
+        solid of one grey), or a relation is infinite at some voxel's porosity.
     """
     volume, parent = open_input(labels, kind="labels", role="labels", settings=settings)
     pore_label = next(iter(phase_values_by_name(labels, volume, {pore: 1.0})))
@@ -119,6 +148,15 @@ def run_simulate(
         "block_shape": block_shape,
         "properties": [p for p in PROPERTIES if p in (properties or PROPERTIES)],
     }
+    if per_voxel:  # absent when false: the cache key of a constant-value run is unchanged
+        parameters["per_voxel"] = True
+        if solid is not None:
+            parameters["solid"] = solid
+    elif grey is not None or solid is not None:
+        raise ConfigError(
+            f"{'grey' if grey is not None else 'solid'}: is only used with per_voxel (the grey "
+            "levels of per-voxel upscaled phases)"
+        )
     wanted = parameters["properties"]
     ups = [
         _read_upscaled(phase, url, labels, volume, settings, wanted)
@@ -140,31 +178,58 @@ def run_simulate(
             values[u.label] = tuple(pore_value * d for d in u.relative_diffusivity)
         if u.permeability is not None and "permeability" in wanted:
             brinkman[u.label] = _finite_drag(u.permeability)
+    pv = (
+        _per_voxel_inputs(
+            labels,
+            volume,
+            settings,
+            grey=grey,
+            solid=solid,
+            route=route,
+            block_shape=block_shape,
+            pore_label=pore_label,
+            ups=ups,
+            values=values,
+            wanted=wanted,
+        )
+        if per_voxel
+        else None
+    )
+    parents = [parent, *(u.parent for u in ups), *([pv.parent] if pv is not None else [])]
     voxel_m = as_volume(volume).voxel_size_m
     solver = {
         "pore_label": pore_label,
         "phase_values": {str(k): v for k, v in _with_zeros(values, volume).items()},
         "porous_phases": {str(k): v for k, v in brinkman.items()},
     }
+    if pv is not None:
+        for u in ups:
+            for key, q, what in (
+                ("phase_values", "relative_diffusivity", "pore value x D(phi)"),
+                ("porous_phases", "permeability", "k(phi)"),
+            ):
+                if str(u.label) in solver[key] and q in u.relations:
+                    solver[key][str(u.label)] = f"per-voxel field {volume.shape}: {what}"
 
     def body(ctx: Context) -> Product:
         options = ctx.storage_options
         group = open_results_store(ctx.url, "simulate", ctx.digest, storage_options=options)
         plan = plan_simulation(volume.shape, block_shape=block_shape)
-        chosen = group.attrs.get("route") or (plan["route"] if route == "auto" else route)
+        chosen = group.attrs.get("route") or (
+            "whole" if pv is not None else plan["route"] if route == "auto" else route
+        )
         group.attrs["route"] = chosen  # a resumed run keeps the route it started with
         record = make_record(
             "simulate",
             parameters={**parameters, "route_taken": chosen},
-            inputs=[
-                {"source": p.url, "digest": p.digest} for p in (parent, *(u.parent for u in ups))
-            ],
+            inputs=[{"source": p.url, "digest": p.digest} for p in parents],
             run_id=run_id,
         )
         name = labels.rstrip("/").rsplit("/", 1)[-1]
         writing = {"provenance": record, "storage_options": options, "progress": progress}
 
         summary: dict[str, Any] = {"route": chosen, "memory": plan, "solver": solver}
+        per_voxel_summary: dict[str, Any] = {}
         if chosen == "blocks":
             nz = volume.shape[0]
             slabs = [(z, min(z + block_shape, nz)) for z in range(0, nz, block_shape)]
@@ -213,6 +278,14 @@ def run_simulate(
         else:
             # read here, where the whole solve runs, not through the cluster's workers
             arr = np.asarray(volume.data.compute(scheduler="threads"))
+            if pv is not None:
+                fields, per_voxel_summary = _per_voxel_fields(arr, pv, ups, pore_label, pore_value)
+                for u in ups:
+                    if "conductivity" in wanted:
+                        values[u.label] = fields[u.label]["conductivity"]
+                    if "permeability" in wanted:
+                        brinkman[u.label] = fields[u.label]["permeability"]
+                del fields
             solves = {
                 "tortuosity": lambda: tortuosity(arr, pore_label, voxel_size=voxel_m),
                 "conductivity": lambda: conductivity(
@@ -236,6 +309,8 @@ def run_simulate(
                 numbers.update({f"{key}_{d}": v for d, v in summary.get(key, {}).items()})
         if ups:
             summary.update(_upscaled_summary(volume, pore_label, pore_value, ups))
+            if pv is not None:
+                _add_per_voxel(summary, per_voxel_summary)
             numbers["total_porosity"] = summary["total_porosity"]
         return Product(
             store_kind="results",
@@ -250,7 +325,7 @@ def run_simulate(
         code_version=CODE_VERSION,
         output=output,
         parameters=parameters,
-        parents=[parent, *(u.parent for u in ups)],
+        parents=parents,
         settings=settings,
         body=body,
         check_only=check_only,
@@ -267,6 +342,8 @@ class _Upscaled:
     porosity: float
     relative_diffusivity: tuple[float, float, float] | None
     permeability: tuple[float, float, float] | None
+    relations: dict[str, Relation]
+    relations_skipped: dict[str, str]
 
 
 # what a coarse property needs from an upscale store, and the finer solve that gives it
@@ -304,6 +381,7 @@ def _read_upscaled(
         float(ds.attrs.get("porosity", math.nan)),
         triple("relative_diffusivity"),
         triple("permeability"),
+        *stored_relations(ds),
     )
     for prop, (var, solve) in _NEEDS.items():
         vals = getattr(found, var)
@@ -316,6 +394,184 @@ def _read_upscaled(
                 f"needs it finite and >= 0 along z, y, x (compute the finer scan's {solve})"
             )
     return found
+
+
+# what a coarse property takes from an upscaled phase per voxel: the relation of that quantity
+_RELATION_OF = {"conductivity": "relative_diffusivity", "permeability": "permeability"}
+
+
+@dataclass(frozen=True)
+class _PerVoxel:
+    """What a per-voxel run reads besides the labels: the grey scan and its solid phase."""
+
+    grey: xr.DataArray
+    parent: Parent
+    solid_label: int
+    solid: str
+
+
+def _per_voxel_inputs(
+    labels: str,
+    volume: xr.DataArray,
+    settings: Settings,
+    *,
+    grey: str | None,
+    solid: str | None,
+    route: str,
+    block_shape: int,
+    pore_label: int,
+    ups: list[_Upscaled],
+    values: dict[int, Any],
+    wanted: list[str],
+) -> _PerVoxel:
+    """Check a per-voxel run before any work (one-line errors): the route, the upscale stores'
+    relations, the grey scan and the solid phase."""
+    if not ups:
+        raise ConfigError(
+            "per_voxel: no upscaled phase; it gives the phases of 'upscaled' their values per "
+            "voxel (--upscaled PHASE=STORE)"
+        )
+    props = [p for p in wanted if p in _RELATION_OF]
+    if not props:
+        raise ConfigError(
+            f"per_voxel: properties {wanted} take no upscaled phase; ask for conductivity or "
+            "permeability"
+        )
+    if route == "blocks":
+        raise ConfigError(
+            "route: 'blocks' solves block by block; per_voxel needs the whole route ('whole' or "
+            "'auto')"
+        )
+    if route == "auto":
+        plan = plan_simulation(volume.shape, block_shape=block_shape)
+        if plan["route"] != "whole":
+            need = max(plan["estimate"]["whole"].values()) / 2**30
+            raise ConfigError(
+                f"route: 'auto' takes the block-wise route for {labels} (a whole solve needs "
+                f"{need:.1f} GiB, {plan['available'] / 2**30:.1f} GiB free); per_voxel needs the "
+                "whole route"
+            )
+    for u in ups:
+        for prop in props:
+            q = _RELATION_OF[prop]
+            if q not in u.relations:
+                why = u.relations_skipped.get(q)
+                raise StoreError(
+                    f"{u.parent.url}: field 'upscale/properties/relations' has no {q!r}"
+                    f"{f' ({why})' if why else ''}; per_voxel needs it for the {prop} of phase "
+                    f"{u.phase!r} (upscale a block map of the finer scan: simulate it with route "
+                    "'blocks')"
+                )
+    url = grey
+    if url is None:
+        record = read_record(labels, storage_options=settings.storage_options(labels)) or {}
+        url = next((p["url"] for p in record.get("parents", []) if p["role"] == "volume"), None)
+        if url is None:
+            raise ConfigError(
+                f"grey: {labels} names no grey scan (its field 'ooc_stage/parents' has no "
+                "'volume': it was not segmented by ooc); give the grey scan of these labels "
+                "(--grey STORE)"
+            )
+    grey_volume, grey_parent = open_input(url, kind="grey", role="grey", settings=settings)
+    if tuple(grey_volume.shape) != tuple(volume.shape):
+        raise StoreError(
+            f"{url}: has shape {tuple(grey_volume.shape)}; per_voxel needs the grey scan of "
+            f"{labels}, shape {tuple(volume.shape)}"
+        )
+    names = {int(v): str(n) for v, n in (volume.attrs.get("labels") or {}).items()}
+    taken = {pore_label, *(u.label for u in ups)}
+    if solid is not None:
+        solid_label = next(iter(phase_values_by_name(labels, volume, {solid: 0.0})))
+        if solid_label in taken:
+            raise ConfigError(
+                f"solid: {solid!r} is the pore or an upscaled phase of {labels}; name the dense "
+                "solid phase"
+            )
+        return _PerVoxel(grey_volume, grey_parent, solid_label, solid)
+    candidates = [v for v in sorted(names) if v not in taken and not np.any(values.get(v, 0.0))]
+    if len(candidates) != 1:
+        found = (
+            f"several ({', '.join(repr(names[v]) for v in candidates)}); name one"
+            if candidates
+            else f"none (its phases: {', '.join(repr(n) for n in names.values())}); name it"
+        )
+        raise ConfigError(
+            f"solid: {labels} has {found} (--solid NAME): the grey levels of per_voxel need the "
+            "one dense solid phase (neither pore nor upscaled, conductivity 0)"
+        )
+    return _PerVoxel(grey_volume, grey_parent, candidates[0], names[candidates[0]])
+
+
+def _per_voxel_fields(
+    arr: np.ndarray, pv: _PerVoxel, ups: list[_Upscaled], pore_label: int, pore_value: float
+) -> tuple[dict[int, dict[str, np.ndarray]], dict[str, Any]]:
+    """Per upscaled label, its conductivity and permeability fields (float32, the volume's shape,
+    0 outside the phase), and what the summary says of them."""
+    g = np.asarray(pv.grey.data.compute(scheduler="threads"))
+    try:
+        levels = grey_levels(g, arr, pore_label=pore_label, solid_label=pv.solid_label)
+    except ValueError as err:
+        raise InputError(f"{pv.parent.url}: {err} (grey levels of per_voxel)") from None
+    fields: dict[int, dict[str, np.ndarray]] = {}
+    phases: dict[str, Any] = {}
+    for u in ups:
+        m = arr == u.label
+        phi = grey_porosity(g, arr, levels, phase=u.label, pore_label=pore_label)
+        phi = shrink_porosity(phi, arr, phase=u.label, noise=levels.porosity_noise)[m]
+        out: dict[str, np.ndarray] = {}
+        for prop, q in _RELATION_OF.items():
+            relation = u.relations.get(q)
+            if relation is None:
+                continue
+            raw = relation(phi)
+            if not np.isfinite(raw).all():
+                raise InputError(
+                    f"{pv.parent.url}: the grey porosity of phase {u.phase!r} reaches "
+                    f"{float(phi.max()):.3g}, where {relation.formula()} is infinite"
+                )
+            if prop == "conductivity":
+                inside = (pore_value * raw).astype(np.float32)
+            else:  # a finite drag in every voxel of the phase
+                inside = raw.astype(np.float32)
+                if inside.size:
+                    inside = np.maximum(inside, np.float32(_IMPERMEABLE) * inside.max())
+            field = np.zeros(arr.shape, dtype=np.float32)
+            field[m] = inside
+            out[prop] = field
+        fields[u.label] = out
+        phases[u.phase] = {
+            "relations": {q: r.formula() for q, r in u.relations.items()},
+            "porosity": {
+                "mean": float(phi.mean()) if phi.size else math.nan,
+                "std": float(phi.std()) if phi.size else math.nan,
+                "min": float(phi.min()) if phi.size else math.nan,
+                "max": float(phi.max()) if phi.size else math.nan,
+            },
+        }
+    grey_summary = {
+        "store": pv.parent.url,
+        "solid_phase": pv.solid,
+        "pore": levels.pore,
+        "solid": levels.solid,
+        "pore_sigma": levels.pore_sigma,
+        "solid_sigma": levels.solid_sigma,
+        "porosity_noise": levels.porosity_noise,
+    }
+    return fields, {"phases": phases, "grey_levels": grey_summary}
+
+
+def _add_per_voxel(summary: dict[str, Any], per_voxel: dict[str, Any]) -> None:
+    """Per-voxel details into a summary with upscaled phases; the total porosity takes each
+    phase's mean grey porosity in place of the finer scan's porosity."""
+    summary["per_voxel"] = True
+    summary["grey_levels"] = per_voxel["grey_levels"]
+    total = summary["total_porosity"]
+    for phase, info in per_voxel["phases"].items():
+        entry = summary["upscaled"][phase]
+        entry["per_voxel"] = info
+        if math.isfinite(info["porosity"]["mean"]):
+            total += entry["fraction"] * (info["porosity"]["mean"] - entry["porosity"])
+    summary["total_porosity"] = total
 
 
 # A Brinkman voxel needs a finite drag along every axis: along an axis where the finer scan does

@@ -8,7 +8,12 @@ The finer store is a simulate results store. Whole-volume solves (groups ``simul
 ``conductivity``, ``permeability``) go through :func:`ooc.upscale.from_results`; a block map
 (``simulate/blocks``) through :func:`ooc.upscale.from_block_map` with ``statistic``, and the REV
 curve (:func:`ooc.upscale.rev_curve` on the finer labels, block sizes up to the map's) is stored
-beside it. When the finer scan had sub-resolution phases of its own (it was simulated with
+beside it, and relations ``D(phi)`` / ``k(phi)`` are fitted on the map (the best of
+:func:`ooc.upscale.fit_relations`, calibrated by :func:`ooc.upscale.calibrate_relation` to the
+map solved as one coarse grid, :func:`ooc.upscale.upscale_blocks`): JSON text in the attrs
+``relations`` of ``upscale/properties`` (:meth:`ooc.upscale.Relation.to_dict` per quantity;
+:func:`stored_relations` reads them back), with ``relations_skipped`` saying why a quantity has
+none. A coarser simulate stage uses them per voxel (``per_voxel``). When the finer scan had sub-resolution phases of its own (it was simulated with
 ``upscaled`` phases: the chain TEM -> FIB-SEM -> MicroCT), its pore-only tortuosity misses their
 transport: the scan's ``D_eff/D0`` is then its conduction solve over the pore phase's value, and
 its porosity the total one (resolved pore plus each phase's fraction times its porosity).
@@ -20,6 +25,7 @@ which coarser scan (``target``) the values stand for.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from typing import Any
 
@@ -45,12 +51,23 @@ from ooc.simulate.result import (
 )
 from ooc.stages._run import Context, Outcome, Product, run_stage
 from ooc.stages.record import open_results_store, read_record, store_parent, write_parts
-from ooc.upscale import PhaseProperties, from_block_map, from_results, rev_curve
+from ooc.upscale import (
+    PhaseProperties,
+    Relation,
+    calibrate_relation,
+    fit_relations,
+    from_block_map,
+    from_results,
+    rev_curve,
+    upscale_blocks,
+)
 from ooc.volume import as_volume
 
-__all__ = ["CODE_VERSION", "run_upscale"]
+__all__ = ["CODE_VERSION", "RELATION_QUANTITIES", "run_upscale", "stored_relations"]
 
-CODE_VERSION = 1
+CODE_VERSION = 2  # 2: relations fitted on a block map
+#: the block map's quantities a relation is fitted to (what a coarser simulation takes per voxel)
+RELATION_QUANTITIES = ("relative_diffusivity", "permeability")
 # the finer simulation's properties -> the names rev_curve (property_map) takes
 _REV_NAMES = {
     "tortuosity": "diffusivity",
@@ -144,11 +161,14 @@ def run_upscale(
         )
 
         def properties() -> xr.Dataset:
-            if route == "blocks":
-                props = _from_block_map(finer, options, finer_summary, statistic)
-            else:
-                props = _from_whole(finer, options, solved, volume, finer_summary)
-            return props.to_dataset()
+            if route == "whole":
+                return _from_whole(finer, options, solved, volume, finer_summary).to_dataset()
+            maps = read_group(finer, "simulate/blocks", storage_options=options)
+            ds = _from_block_map(maps, finer_summary, statistic).to_dataset()
+            relations, skipped = _relations(maps, finer_summary)
+            ds.attrs["relations"] = json.dumps({q: r.to_dict() for q, r in relations.items()})
+            ds.attrs["relations_skipped"] = json.dumps(skipped)
+            return ds
 
         def rev() -> xr.Dataset:
             solver = finer_summary["solver"]
@@ -190,6 +210,20 @@ def run_upscale(
             "rev_block_sizes": sizes,
             **_values(stored),
         }
+        if route == "blocks":
+            relations, skipped = stored_relations(stored)
+            summary["relations"] = {
+                q: {
+                    "formula": r.formula(),
+                    "form": r.form,
+                    "scale": r.scale,
+                    "rms_log_error": r.rms_log_error,
+                    "max_relative_error": r.max_relative_error,
+                    "n_points": r.n_points,
+                }
+                for q, r in relations.items()
+            }
+            summary["relations_skipped"] = skipped
         numbers = {"porosity": summary["porosity"]}
         for key in ("relative_diffusivity", "conductivity", "permeability_m2", "permeability_mD"):
             numbers.update({f"{key}_{a}": v for a, v in summary.get(key, {}).items()})
@@ -213,9 +247,43 @@ def run_upscale(
     )
 
 
+def stored_relations(ds: xr.Dataset) -> tuple[dict[str, Relation], dict[str, str]]:
+    """The relations of an upscale store's ``upscale/properties`` group (``ds``), by quantity,
+    and why the others were not fitted (both empty for a whole-solve finer scan)."""
+    relations = json.loads(ds.attrs.get("relations", "{}"))
+    skipped = json.loads(ds.attrs.get("relations_skipped", "{}"))
+    return {q: Relation.from_dict(d) for q, d in relations.items()}, skipped
+
+
+def _relations(
+    maps: xr.Dataset, summary: dict[str, Any]
+) -> tuple[dict[str, Relation], dict[str, str]]:
+    """The best relation per quantity of the block map ``maps``, calibrated to the map solved as
+    one coarse grid; and, per quantity without one, why."""
+    wanted = [q for q in RELATION_QUANTITIES if q in maps]
+    if summary.get("upscaled"):
+        why = (
+            "the finer scan has upscaled phases of its own: its blocks' porosity is the resolved "
+            "pore only"
+        )
+        return {}, dict.fromkeys(wanted, why)
+    relations, skipped = {}, {}
+    for q in wanted:
+        try:
+            effective = upscale_blocks(maps, q).effective
+            relations[q] = calibrate_relation(fit_relations(maps, q)[0], maps, effective)
+        except ValueError as err:  # too few usable blocks, unequal blocks, no percolation
+            skipped[q] = str(err)
+    return relations, skipped
+
+
 def _by_label(values: dict[str, Any]) -> dict[int, Any]:
-    """Per-label solver values as stored in a simulate summary (JSON keys, lists for triples)."""
-    return {int(k): tuple(v) if isinstance(v, list) else float(v) for k, v in values.items()}
+    """Per-label solver values as stored in a simulate summary (JSON keys, lists for triples;
+    a per-voxel field is kept as its description)."""
+    return {
+        int(k): tuple(v) if isinstance(v, list) else v if isinstance(v, str) else float(v)
+        for k, v in values.items()
+    }
 
 
 def _values(ds: xr.Dataset) -> dict[str, Any]:
@@ -289,11 +357,8 @@ def _from_whole(
     return _with_sub_resolution(props, summary, relative)  # type: ignore[arg-type]
 
 
-def _from_block_map(
-    url: str, options: dict[str, Any], summary: dict[str, Any], statistic: str
-) -> PhaseProperties:
-    """The finer block map through :func:`ooc.upscale.from_block_map`."""
-    maps = read_group(url, "simulate/blocks", storage_options=options)
+def _from_block_map(maps: xr.Dataset, summary: dict[str, Any], statistic: str) -> PhaseProperties:
+    """The finer block map ``maps`` through :func:`ooc.upscale.from_block_map`."""
     if summary.get("upscaled"):
         maps = maps.assign(relative_diffusivity=maps["conductivity"] / summary["pore_value"])
     props = from_block_map(maps, statistic=statistic)

@@ -93,6 +93,39 @@ class Relation:
         phi = np.clip(np.asarray(porosity, dtype=np.float64), 0.0, 1.0)
         return self.scale * _evaluate(self.form, self.params, phi)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The relation as JSON-able values (:meth:`from_dict` rebuilds it)."""
+        out = dataclasses.asdict(self)
+        out["porosity_range"] = list(self.porosity_range)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Relation:
+        """A relation from :meth:`to_dict`'s values.
+
+        Raises
+        ------
+        ValueError
+            An unknown form, or a missing or unexpected key.
+        """
+        names = {f.name for f in dataclasses.fields(cls)}
+        required = {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING}
+        if set(data) - names or required - set(data):
+            raise ValueError(
+                f"a relation needs the keys {sorted(required)} (and optionally 'scale'); "
+                f"got {sorted(data)}"
+            )
+        if data["form"] not in FORMS:
+            raise ValueError(f"form must be one of {FORMS}; got {data['form']!r}")
+        lo, hi = data["porosity_range"]
+        return cls(
+            **{
+                **data,
+                "params": {str(k): float(v) for k, v in data["params"].items()},
+                "porosity_range": (float(lo), float(hi)),
+            }
+        )
+
     def formula(self) -> str:
         """The relation in words, with its parameters and error."""
         p = self.params
