@@ -82,7 +82,8 @@ def _prepare_prefect(settings: Settings, *, debug: bool) -> None:
 
 def _before_flow() -> None:
     """What a verb does just before it runs a Prefect flow: end the temporary Prefect servers
-    of killed verbs, and make the folder of Prefect's local database."""
+    of killed verbs, and make the folder of Prefect's local database (before Prefect is
+    imported)."""
     end_orphaned_servers()
     Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
 
@@ -514,9 +515,9 @@ def _cmd_reprocess(args: argparse.Namespace, settings: Settings) -> int:
     stale_outputs(  # a bad stage name or catalog is one line, before any service starts
         catalog_url=settings.resolved_catalog_url, sample=args.sample, stage=args.stage
     )
+    _before_flow()  # before Prefect is imported: it warns when its home folder is missing
     from ooc_flows.reprocess import reprocess_flow
 
-    _before_flow()
     out = reprocess_flow(
         sample=args.sample,
         stage=args.stage,
@@ -566,9 +567,8 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         from ooc.stages.spec import load_spec
 
         load_spec(args.spec)  # a spec error is one line, before any work
+    _before_flow()  # before Prefect is imported: it warns when its home folder is missing
     from ooc_flows.pipeline import pipeline_flow
-
-    _before_flow()
 
     summary = pipeline_flow(
         spec=args.spec, seed=args.seed, shape=args.shape, settings_overrides=_overrides(args)
