@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -468,3 +469,31 @@ def test_cli_per_voxel_errors_are_one_line_exit_2(
     assert lines[0].startswith("ooc simulate: error: ")
     assert message in lines[0]
     assert not (root / "bad.zarr").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "ok"),
+    [({}, False), ({"solid": "grain"}, True), ({"porous_phases": {"grain": 1e-15}}, True)],
+    ids=["two candidates", "solid named", "grain is Brinkman"],
+)
+def test_the_solid_phase_is_the_one_dense_phase_left(
+    two_scale: dict, error_stores: Path, tmp_path: Path, extra: dict, ok: bool
+) -> None:
+    call = partial(
+        run_simulate,
+        str(error_stores / "two-solids.zarr"),
+        str(tmp_path / "out.zarr"),
+        settings=two_scale["settings"],
+        route="whole",
+        properties=["conductivity"],
+        upscaled={"micro-porous": two_scale["up"]},
+        per_voxel=True,
+        grey=two_scale["grey"],
+        check_only=True,
+        **extra,
+    )
+    if ok:
+        assert call() is None
+    else:
+        with pytest.raises(ConfigError, match=r"has several \('solid', 'grain'\); name one"):
+            call()

@@ -15,7 +15,8 @@ store fitted on the finer scan's block map (:func:`ooc.stages.upscale.stored_rel
 steps of :func:`ooc.upscale.per_voxel_property` on the coarse grid itself (``subdivide=1``).
 The grey scan is the one the labels were segmented from (or ``grey``); it is a parent (role
 ``grey``). Its pore and solid grey levels (:func:`ooc.upscale.grey_levels`) come from the pore
-phase and the one other phase that conducts nothing and is not upscaled (or ``solid``).
+phase and the one other phase that conducts nothing and is neither upscaled nor Brinkman (or
+``solid``).
 """
 
 from __future__ import annotations
@@ -126,12 +127,13 @@ def run_simulate(
     StoreError
         An upscaled phase's store is missing, unfinished, not an upscale store, or lacks a value
         a wanted property needs; or the label store has no such phase.
-        With ``per_voxel``: an upscale store without the relation a wanted property needs, no
-        grey scan found, or one of another shape.
+        With ``per_voxel``: an upscale store without the relation a wanted property needs; the
+        grey scan missing, not a grey scan, or of another shape.
     ConfigError
         ``phase_values`` gives the pore phase no value while an upscaled phase needs it; with
-        ``per_voxel``: no upscaled phase, the block-wise route, no or several solid phases;
-        ``grey`` or ``solid`` without ``per_voxel``.
+        ``per_voxel``: no upscaled phase or none a wanted property uses, the block-wise route,
+        no grey scan named (labels not segmented by ooc, no ``grey``), no or several solid
+        phases; ``grey`` or ``solid`` without ``per_voxel``.
     InputError
         With ``per_voxel``: the grey levels cannot be measured (a phase without voxels, pore and
         solid of one grey), or a relation is infinite at some voxel's porosity.
@@ -190,6 +192,7 @@ def run_simulate(
             pore_label=pore_label,
             ups=ups,
             values=values,
+            porous=set(brinkman),
             wanted=wanted,
         )
         if per_voxel
@@ -422,6 +425,7 @@ def _per_voxel_inputs(
     pore_label: int,
     ups: list[_Upscaled],
     values: dict[int, Any],
+    porous: set[int],
     wanted: list[str],
 ) -> _PerVoxel:
     """Check a per-voxel run before any work (one-line errors): the route, the upscale stores'
@@ -488,7 +492,9 @@ def _per_voxel_inputs(
                 "solid phase"
             )
         return _PerVoxel(grey_volume, grey_parent, solid_label, solid)
-    candidates = [v for v in sorted(names) if v not in taken and not np.any(values.get(v, 0.0))]
+    candidates = [
+        v for v in sorted(names) if v not in taken | porous and not np.any(values.get(v, 0.0))
+    ]
     if len(candidates) != 1:
         found = (
             f"several ({', '.join(repr(names[v]) for v in candidates)}); name one"
@@ -497,7 +503,7 @@ def _per_voxel_inputs(
         )
         raise ConfigError(
             f"solid: {labels} has {found} (--solid NAME): the grey levels of per_voxel need the "
-            "one dense solid phase (neither pore nor upscaled, conductivity 0)"
+            "one dense solid phase (not pore, upscaled or Brinkman; conductivity 0)"
         )
     return _PerVoxel(grey_volume, grey_parent, candidates[0], names[candidates[0]])
 
