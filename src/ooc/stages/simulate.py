@@ -463,8 +463,8 @@ def _per_voxel_inputs(
                 raise StoreError(
                     f"{u.parent.url}: field 'upscale/properties/relations' has no {q!r}"
                     f"{f' ({why})' if why else ''}; per_voxel needs it for the {prop} of phase "
-                    f"{u.phase!r} (upscale a block map of the finer scan: simulate it with route "
-                    "'blocks')"
+                    f"{u.phase!r} (simulate the finer scan with route 'blocks', then upscale it "
+                    "with this ooc)"
                 )
     url = grey
     if url is None:
