@@ -497,3 +497,24 @@ def test_the_solid_phase_is_the_one_dense_phase_left(
     else:
         with pytest.raises(ConfigError, match=r"has several \('solid', 'grain'\); name one"):
             call()
+
+
+def test_auto_route_that_would_take_blocks_is_refused(
+    two_scale: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the whole solve does not fit in memory, route 'auto' would go block-wise: refused."""
+    import ooc.stages.simulate as stage
+
+    plan = stage.plan_simulation((10, 10, 10), available=2**20)  # 1 MiB free
+    assert plan["route"] == "blocks"
+    monkeypatch.setattr(stage, "plan_simulation", lambda *a, **k: plan)
+    with pytest.raises(ConfigError, match=r"^route: 'auto' takes the block-wise route for .*GiB"):
+        run_simulate(
+            two_scale["labels"],
+            str(tmp_path / "out.zarr"),
+            settings=two_scale["settings"],
+            upscaled={"micro-porous": two_scale["up"]},
+            per_voxel=True,
+            grey=two_scale["grey"],
+            check_only=True,
+        )
