@@ -13,7 +13,7 @@ The block solves need no tight tolerance: each block's answer carries the error 
 sides (~1 % without a margin), and ``property_map(..., rtol=1e-2)`` moves the upscaled answer by
 less than 0.1 %.  On a 512³ two-phase volume in 64³ blocks (``benchmarks/upscale.py`` section 3,
 2 cores) the route took 0.44 (no margin) to 0.77 (margin 8) of the direct solve's time at its
-default tolerance, in 1/15-1/25 of its memory; a direct solve loosened to 1e-2 took 0.55.
+default tolerance, in 1/16-1/24 of its memory; a direct solve loosened to 1e-2 took 0.55.
 """
 
 from __future__ import annotations
