@@ -92,7 +92,14 @@ def _levels(grey: np.ndarray, lab: np.ndarray, noise: float) -> Any:
 
 def _child(spec: dict[str, Any]) -> dict[str, float]:
     from ooc.simulate import conductivity, permeability, property_map, tortuosity
-    from ooc.upscale import from_results, per_voxel_property, refine_labels, upscale_blocks
+    from ooc.upscale import (
+        calibrate_relation,
+        fit_relations,
+        from_results,
+        per_voxel_property,
+        refine_labels,
+        upscale_blocks,
+    )
 
     d = dict(np.load(spec["npz"]))
     route = spec["route"]
@@ -147,14 +154,14 @@ def _child(spec: dict[str, Any]) -> dict[str, float]:
         whole = tortuosity(part, direction=AXES).relative_diffusivity
     else:
         whole = permeability(part, voxel_size=fv, direction=AXES, rtol=1e-3).k_m2
+    quantity = "relative_diffusivity" if diffusion else "permeability"
+    relation = calibrate_relation(fit_relations(bm, quantity)[0], bm, whole, subdivide=sub)
     pv = per_voxel_property(
         d["grey"],
         lab,
         phase=2,
         levels=_levels(d["grey"], lab, float(d["noise"])),
-        block_map=bm,
-        effective=whole,
-        quantity="relative_diffusivity" if diffusion else "permeability",
+        relation=relation,
         subdivide=sub,
     )
     if diffusion:

@@ -20,7 +20,7 @@ STAGES = ("ingest", "features", "train", "segment", "measure", "simulate", "upsc
 
 # the arguments of a stage that name a store it reads or writes (raw sources and annotation
 # files may live elsewhere, e.g. in an archive)
-_STORE_ARGUMENTS = {"output", "volume", "model", "labels", "finer"}
+_STORE_ARGUMENTS = {"output", "volume", "model", "labels", "finer", "grey"}
 
 
 def settings_from(overrides: dict | None) -> Settings:

@@ -66,22 +66,10 @@ def _ingest(root: Path, name: str, data: np.ndarray, voxel_m: float, **meta: Any
     return url
 
 
-@pytest.fixture(scope="module")
-def two_scale(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Stores of the two-scale case: the finer labels simulated block-wise and upscaled, the
-    coarse grey and labels ingested. Never changed by the tests."""
-    root = tmp_path_factory.mktemp("per-voxel")
+def _stores(root: Path, case: Any) -> dict[str, str]:
+    """The stores of ``case`` under ``root``: the finer labels simulated block-wise and upscaled,
+    the coarse grey and labels ingested."""
     settings = load_settings(data_dir=str(root / "data"))
-    case = two_scale_case(
-        0,
-        10,
-        ratio=RATIO,
-        grey=True,
-        noise=0.1,
-        macro_fraction=0.05,
-        micropore_field=FractionField(0.4, 0.85, 16.0 * RATIO),
-        fine_voxel_m=FINE_M,
-    )
     fib = np.where(finer_scan(case, 24), 0, 1).astype(np.uint8)
     coarse_m = FINE_M * RATIO
     urls = {
@@ -109,7 +97,30 @@ def two_scale(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         target="MicroCT",
         rev_block_sizes=[],
     )
-    return {"root": root, "settings": settings, "case": case, "coarse_m": coarse_m, **urls}
+    return urls
+
+
+@pytest.fixture(scope="module")
+def two_scale(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The two-scale case and its stores (:func:`_stores`). Never changed by the tests."""
+    root = tmp_path_factory.mktemp("per-voxel")
+    case = two_scale_case(
+        0,
+        10,
+        ratio=RATIO,
+        grey=True,
+        noise=0.1,
+        macro_fraction=0.05,
+        micropore_field=FractionField(0.4, 0.85, 16.0 * RATIO),
+        fine_voxel_m=FINE_M,
+    )
+    return {
+        "root": root,
+        "settings": load_settings(data_dir=str(root / "data")),
+        "case": case,
+        "coarse_m": FINE_M * RATIO,
+        **_stores(root, case),
+    }
 
 
 def _block_map(two_scale: dict[str, Any]) -> Any:
@@ -162,9 +173,9 @@ def _library(two_scale: dict, labels: np.ndarray, grey: np.ndarray, quantity: st
         labels,
         phase=2,
         levels=grey_levels(grey, labels, pore_label=0, solid_label=1),
-        block_map=bm,
-        effective=upscale_blocks(bm, quantity).effective,
-        quantity=quantity,
+        relation=calibrate_relation(
+            fit_relations(bm, quantity)[0], bm, upscale_blocks(bm, quantity).effective
+        ),
     ).values
 
 
@@ -518,3 +529,37 @@ def test_auto_route_that_would_take_blocks_is_refused(
             grey=two_scale["grey"],
             check_only=True,
         )
+
+
+def test_reprocess_redoes_a_per_voxel_simulation_with_its_grey(
+    two_scale: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A per-voxel store's grey scan is a parent (role 'grey'): after a code change, reprocess
+    passes it back to the stage (it refused the role) and the values come out the same."""
+    import ooc.stages.simulate as stage
+    from ooc.stages.reprocess import reprocess
+
+    urls = _stores(tmp_path, two_scale["case"])
+    settings = load_settings(data_dir=str(tmp_path / "data"))
+    out = str(tmp_path / "coarse.zarr")
+    first = run_simulate(
+        urls["labels"],
+        out,
+        settings=settings,
+        route="whole",
+        properties=["conductivity"],
+        upscaled={"micro-porous": urls["up"]},
+        per_voxel=True,
+        grey=urls["grey"],
+    )
+    assert first is not None
+    monkeypatch.setattr(stage, "CODE_VERSION", 2)
+    outcomes = reprocess(catalog_url=settings.resolved_catalog_url, settings=settings)
+    assert Path(out).resolve() in {Path(o.url).resolve() for o in outcomes}
+    record = read_record(out)
+    assert record["code_version"] == 2
+    roles = {p["role"]: Path(p["url"]).resolve() for p in record["parents"]}
+    assert roles["grey"] == Path(urls["grey"]).resolve()
+    assert record["summary"]["relative_conductivity"] == pytest.approx(
+        first.summary["relative_conductivity"], rel=1e-12
+    )

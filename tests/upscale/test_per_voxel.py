@@ -29,6 +29,8 @@ from ooc.simulate import conductivity, property_map, tortuosity
 from ooc.synth.material import FractionField
 from ooc.upscale import (
     GreyLevels,
+    calibrate_relation,
+    fit_relations,
     grey_porosity,
     per_voxel_property,
     refine_labels,
@@ -77,9 +79,9 @@ def _routes(seed: int, coarse: int, finer: int, sub: int) -> dict[str, object]:
         lab,
         phase=2,
         levels=LEVELS,
-        block_map=bm,
-        effective=whole,
-        quantity="relative_diffusivity",
+        relation=calibrate_relation(
+            fit_relations(bm, "relative_diffusivity")[0], bm, whole, subdivide=sub
+        ),
         subdivide=sub,
     )
     per_voxel = conductivity(

@@ -31,6 +31,8 @@ from ooc.simulate import conductivity, permeability, property_map, tortuosity
 from ooc.synth import render_labels
 from ooc.upscale import (
     GreyLevels,
+    calibrate_relation,
+    fit_relations,
     from_results,
     grey_porosity,
     per_voxel_property,
@@ -92,9 +94,9 @@ def test_diffusivity_upscaled_from_a_finer_scan_matches_the_direct_solve(seed):
         lab,
         phase=2,
         levels=LEVELS,
-        block_map=bm,
-        effective=whole,
-        quantity="relative_diffusivity",
+        relation=calibrate_relation(
+            fit_relations(bm, "relative_diffusivity")[0], bm, whole, subdivide=sub
+        ),
         subdivide=sub,
     )
     per_voxel = conductivity(

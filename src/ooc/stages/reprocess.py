@@ -74,7 +74,7 @@ _ARGUMENTS: dict[str, tuple[str, dict[str, str]]] = {
     "train": ("model", {"volume": "volume", "annotations": "annotations"}),
     "segment": ("output", {"volume": "volume", "model": "model"}),
     "measure": ("output", {"labels": "labels"}),
-    "simulate": ("output", {"labels": "labels"}),
+    "simulate": ("output", {"labels": "labels", "grey": "grey"}),
     "upscale": ("output", {"finer": "finer"}),
 }
 """Per stage: the ``run_<stage>`` argument naming the output, and the one for each parent role."""

@@ -9,10 +9,9 @@ resumes with the parts that are left.
 
 Phases ``upscaled`` from a finer scan take one value per axis from its upscale store, or, with
 ``per_voxel``, one value per voxel: the voxel's porosity from the grey scan
-(:func:`ooc.upscale.grey_porosity`, its noise spread removed by
-:func:`ooc.upscale.shrink_porosity`) through the relations ``D(phi)`` and ``k(phi)`` the upscale
-store fitted on the finer scan's block map (:func:`ooc.stages.upscale.stored_relations`) - the
-steps of :func:`ooc.upscale.per_voxel_property` on the coarse grid itself (``subdivide=1``).
+(its noise spread removed) through the relations ``D(phi)`` and ``k(phi)`` the upscale store
+fitted on the finer scan's block map (:func:`ooc.stages.upscale.stored_relations`), by
+:func:`ooc.upscale.per_voxel_property` on the coarse grid itself (``subdivide=1``).
 The grey scan is the one the labels were segmented from (or ``grey``); it is a parent (role
 ``grey``). Its pore and solid grey levels (:func:`ooc.upscale.grey_levels`) come from the pore
 phase and the one other phase that conducts nothing and is neither upscaled nor Brinkman (or
@@ -44,7 +43,7 @@ from ooc.stages._run import Context, Outcome, Product, run_stage
 from ooc.stages.inputs import open_input, phase_values_by_name
 from ooc.stages.record import Parent, open_results_store, read_record, store_parent, write_parts
 from ooc.stages.upscale import stored_relations
-from ooc.upscale import Relation, grey_levels, grey_porosity, shrink_porosity
+from ooc.upscale import Relation, grey_levels, per_voxel_property
 from ooc.volume import as_volume
 
 __all__ = ["CODE_VERSION", "plan_simulation", "run_simulate"]
@@ -282,7 +281,9 @@ def run_simulate(
             # read here, where the whole solve runs, not through the cluster's workers
             arr = np.asarray(volume.data.compute(scheduler="threads"))
             if pv is not None:
-                fields, per_voxel_summary = _per_voxel_fields(arr, pv, ups, pore_label, pore_value)
+                fields, per_voxel_summary = _per_voxel_fields(
+                    arr, pv, ups, pore_label, pore_value, wanted
+                )
                 for u in ups:
                     if "conductivity" in wanted:
                         values[u.label] = fields[u.label]["conductivity"]
@@ -509,10 +510,15 @@ def _per_voxel_inputs(
 
 
 def _per_voxel_fields(
-    arr: np.ndarray, pv: _PerVoxel, ups: list[_Upscaled], pore_label: int, pore_value: float
+    arr: np.ndarray,
+    pv: _PerVoxel,
+    ups: list[_Upscaled],
+    pore_label: int,
+    pore_value: float,
+    wanted: list[str],
 ) -> tuple[dict[int, dict[str, np.ndarray]], dict[str, Any]]:
-    """Per upscaled label, its conductivity and permeability fields (float32, the volume's shape,
-    0 outside the phase), and what the summary says of them."""
+    """Per upscaled label, its fields of the wanted conductivity and permeability (float32, the
+    volume's shape, 0 outside the phase), and what the summary says of them."""
     g = np.asarray(pv.grey.data.compute(scheduler="threads"))
     try:
         levels = grey_levels(g, arr, pore_label=pore_label, solid_label=pv.solid_label)
@@ -522,25 +528,24 @@ def _per_voxel_fields(
     phases: dict[str, Any] = {}
     for u in ups:
         m = arr == u.label
-        phi = grey_porosity(g, arr, levels, phase=u.label, pore_label=pore_label)
-        phi = shrink_porosity(phi, arr, phase=u.label, noise=levels.porosity_noise)[m]
         out: dict[str, np.ndarray] = {}
         for prop, q in _RELATION_OF.items():
             relation = u.relations.get(q)
-            if relation is None:
+            if relation is None or prop not in wanted:
                 continue
-            raw = relation(phi)
-            if not np.isfinite(raw).all():
+            r = per_voxel_property(
+                g, arr, phase=u.label, levels=levels, relation=relation, pore_label=pore_label
+            )
+            phi, inside = r.porosity[m], r.values[m]
+            if not np.isfinite(inside).all():
                 raise InputError(
                     f"{pv.parent.url}: the grey porosity of phase {u.phase!r} reaches "
                     f"{float(phi.max()):.3g}, where {relation.formula()} is infinite"
                 )
             if prop == "conductivity":
-                inside = (pore_value * raw).astype(np.float32)
-            else:  # a finite drag in every voxel of the phase
-                inside = raw.astype(np.float32)
-                if inside.size:
-                    inside = np.maximum(inside, np.float32(_IMPERMEABLE) * inside.max())
+                inside = inside * np.float32(pore_value)
+            elif inside.size:  # a finite drag in every voxel of the phase
+                inside = np.maximum(inside, np.float32(_IMPERMEABLE) * inside.max())
             field = np.zeros(arr.shape, dtype=np.float32)
             field[m] = inside
             out[prop] = field

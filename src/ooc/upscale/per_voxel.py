@@ -7,10 +7,11 @@ What the best micro-porosity workflows do, in one call (:func:`per_voxel_propert
 2. the coarse grid subdivided with its interfaces reconstructed
    (:func:`~ooc.upscale.refine_labels`; ``subdivide=1`` keeps the grid) and each voxel's
    porosity made that of its part of the phase (:func:`~ooc.upscale.part_porosity`);
-3. a relation ``D(phi)`` / ``k(phi)`` fitted on the finer scan's block map
-   (:func:`~ooc.upscale.fit_relations`, the best form) with its level set by the finer scan's
-   whole solve (:func:`~ooc.upscale.calibrate_relation`);
-4. the relation's value in every voxel, carried onto the grid (:func:`~ooc.upscale.refine_field`).
+3. the relation's value in every voxel, carried onto the grid (:func:`~ooc.upscale.refine_field`).
+
+The relation ``D(phi)`` / ``k(phi)`` comes from the finer scan's block map: the best form of
+:func:`~ooc.upscale.fit_relations` with its level set by the finer scan's whole solve,
+:func:`~ooc.upscale.calibrate_relation` (the upscale stage stores it).
 
 The result feeds the coarse solve: ``conductivity(r.labels, {..., phase: r.values})`` or
 ``permeability(r.labels, porous_phases={phase: r.values})`` with a voxel edge of the coarse
@@ -20,14 +21,13 @@ voxel's over ``subdivide``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from ooc.upscale.grey import GreyLevels, grey_porosity, shrink_porosity
 from ooc.upscale.interface import part_porosity, refine_field, refine_labels
-from ooc.upscale.relations import Relation, calibrate_relation, fit_relations
+from ooc.upscale.relations import Relation
 
 __all__ = ["PerVoxelProperty", "per_voxel_property"]
 
@@ -41,8 +41,8 @@ class PerVoxelProperty:
     labels : numpy.ndarray, shape (nz s, ny s, nx s)
         The coarse segmentation subdivided ``s`` times (``s = subdivide``; its dtype).
     values : numpy.ndarray of float32, same shape
-        The property of ``phase`` (units of the block map's quantity: 1 for ``D_eff/D0``, m² for
-        permeability), read where ``labels == phase``.
+        The property of ``phase`` (units of the relation's quantity: 1 for ``D_eff/D0``, m² for
+        permeability) where ``labels == phase``; 0 in the coarse grid's other voxels.
     porosity : numpy.ndarray of float32, shape (nz, ny, nx)
         Porosity of every coarse voxel's part of the phase (1 in resolved pore, as grey gives it
         elsewhere).
@@ -62,9 +62,7 @@ def per_voxel_property(
     *,
     phase: int,
     levels: GreyLevels,
-    block_map: Any,
-    effective: Mapping[str, float],
-    quantity: str,
+    relation: Relation,
     subdivide: int = 1,
     pore_label: int = 0,
 ) -> PerVoxelProperty:
@@ -79,12 +77,9 @@ def per_voxel_property(
     levels : GreyLevels
         Pore and solid grey (:func:`~ooc.upscale.grey_levels`); its ``porosity_noise`` sets how
         much of the porosity's spread is noise.
-    block_map : xarray.Dataset
-        :func:`ooc.simulate.property_map` of the finer scan (pore label 0), blocks of one size.
-    effective : mapping axis -> float
-        The finer scan's whole-solve value of ``quantity`` per axis (sets the relation's level).
-    quantity : {"relative_diffusivity", "permeability", "conductivity", "relative_conductivity"}
-        The block map's variable to fit.
+    relation : Relation
+        ``D(phi)`` or ``k(phi)`` of the phase, calibrated
+        (:func:`~ooc.upscale.calibrate_relation`, with the same ``subdivide``).
     subdivide : int
         Sub-voxels per coarse voxel edge of the grid (1: the coarse grid itself).
     pore_label : int
@@ -99,7 +94,9 @@ def per_voxel_property(
     phi = shrink_porosity(phi, lab, phase=phase, noise=levels.porosity_noise)
     grid = refine_labels(lab, subdivide)
     phi = part_porosity(phi, lab, grid, phase=phase, pore_label=pore_label)
-    relation = fit_relations(block_map, quantity)[0]
-    relation = calibrate_relation(relation, block_map, effective, subdivide=subdivide)
-    values = refine_field(relation(phi).astype(np.float32), lab, phase, subdivide)
+    inside = lab == phase
+    values = np.zeros(lab.shape, dtype=np.float32)
+    values[inside] = relation(phi[inside])  # only there: a relation may diverge at phi = 1
+    if subdivide > 1:
+        values = refine_field(values, lab, phase, subdivide)
     return PerVoxelProperty(grid, values, phi, relation)
