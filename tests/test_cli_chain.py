@@ -109,6 +109,12 @@ def test_the_readme_chain_runs_as_written(tmp_path: Path) -> None:
     assert "stands for 'micro-porous' of MicroCT" in printed["upscale"]
     multiscale = next(o for line, o in out.items() if "multiscale.zarr" in line)
     assert "tortuosity factor: z" in multiscale
+    fitted = next(o for line, o in out.items() if "fib-map.zarr --phase" in line)
+    assert "relative_diffusivity = " in fitted
+    assert "permeability = " in fitted
+    per_voxel = next(o for line, o in out.items() if "--per-voxel" in line)
+    assert "micro-porous per voxel (from " in per_voxel
+    assert "permeability (mD): z" in per_voxel
     assert (tmp_path / "rock.html").stat().st_size > 10_000
     assert "porosity" in printed["compare"]
     assert (tmp_path / "compare.png").stat().st_size > 1000

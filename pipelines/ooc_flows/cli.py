@@ -356,6 +356,20 @@ def _print_simulation(s: dict[str, Any]) -> None:
         print(f"  relative conductivity: {axes(s['relative_conductivity'], '.4f')}")
     if "permeability_mD" in s:
         print(f"  permeability (mD): {axes(s['permeability_mD'], '.4g')}")
+    for phase, u in (s.get("upscaled") or {}).items():
+        pv = u.get("per_voxel")
+        if pv:
+            phi = pv["porosity"]
+            print(
+                f"  {phase} per voxel (from {u['store']}): porosity {phi['mean']:.3f} ± "
+                f"{phi['std']:.3f} ({phi['min']:.3f}-{phi['max']:.3f})"
+            )
+            for formula in pv["relations"].values():
+                print(f"    {formula}")
+        else:
+            print(f"  {phase} (from {u['store']}): porosity {u['porosity']:.3f}")
+    if "total_porosity" in s:
+        print(f"  total porosity: {s['total_porosity']:.3f}")
     print(f"  converged: {'yes' if s['converged'] else 'NO (see the results store)'}")
 
 
@@ -506,6 +520,8 @@ def _cmd_upscale(args: argparse.Namespace, settings: Settings) -> int:
             value = "/".join(f"{v:.4g}" for v in value.values()) + " (z/y/x)"
         if value is not None:
             print(f"  {key}: {value}")
+    for fitted in (s.get("relations") or {}).values():  # of a block map, for --per-voxel
+        print(f"  {fitted['formula']}")
     return 0
 
 

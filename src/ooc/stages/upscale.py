@@ -13,7 +13,9 @@ beside it, and relations ``D(phi)`` / ``k(phi)`` are fitted on the map (the best
 map solved as one coarse grid, :func:`ooc.upscale.upscale_blocks`): JSON text in the attrs
 ``relations`` of ``upscale/properties`` (:meth:`ooc.upscale.Relation.to_dict` per quantity;
 :func:`stored_relations` reads them back), with ``relations_skipped`` saying why a quantity has
-none. A coarser simulate stage uses them per voxel (``per_voxel``). When the finer scan had sub-resolution phases of its own (it was simulated with
+none. A coarser simulate stage uses them per voxel (``per_voxel``).
+
+When the finer scan had sub-resolution phases of its own (it was simulated with
 ``upscaled`` phases: the chain TEM -> FIB-SEM -> MicroCT), its pore-only tortuosity misses their
 transport: the scan's ``D_eff/D0`` is then its conduction solve over the pore phase's value, and
 its porosity the total one (resolved pore plus each phase's fraction times its porosity).
