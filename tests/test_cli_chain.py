@@ -109,6 +109,8 @@ def test_the_readme_chain_runs_as_written(tmp_path: Path) -> None:
     assert "stands for 'micro-porous' of MicroCT" in printed["upscale"]
     multiscale = next(o for line, o in out.items() if "multiscale.zarr" in line)
     assert "tortuosity factor: z" in multiscale
+    fib_blocks = next(o for line, o in out.items() if "fib-blocks.zarr --pore" in line)
+    assert "whole volume by a coarse solve over the map: tau z" in fib_blocks
     fitted = next(o for line, o in out.items() if "fib-map.zarr --phase" in line)
     assert "relative_diffusivity = " in fitted
     assert "permeability = " in fitted

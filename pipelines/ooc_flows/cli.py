@@ -339,14 +339,21 @@ def _name_stores(items: list[str]) -> dict[str, str]:
 
 
 def _print_simulation(s: dict[str, Any]) -> None:
+    def axes(d: dict[str, float], fmt: str) -> str:
+        return ", ".join(f"{k} {format(v, fmt)}" for k, v in d.items())
+
     if s["route"] == "blocks":
         print(
             f"  block-wise property maps ({s['blocks']} blocks) in {s['results']} (simulate/blocks)"
         )
+        whole = s.get("whole_volume") or {}
+        if "skipped" in whole:
+            print(f"  whole volume: not solved over the map ({whole['skipped']})")
+        elif "tau" in whole:
+            print(f"  whole volume by a coarse solve over the map: tau {axes(whole['tau'], '.3f')}")
+        if "permeability_mD" in whole:
+            print(f"  whole volume permeability (mD): {axes(whole['permeability_mD'], '.4g')}")
         return
-
-    def axes(d: dict[str, float], fmt: str) -> str:
-        return ", ".join(f"{k} {format(v, fmt)}" for k, v in d.items())
 
     if "tau" in s:
         print(

@@ -20,7 +20,7 @@ from ooc.simulate.result import MILLIDARCY_M2
 from ooc.stages import run_ingest, run_simulate, run_upscale
 from ooc.stages.record import read_record
 from ooc.stages.spec import example_spec, scan_plans
-from ooc.upscale import from_block_map, from_results, rev_curve
+from ooc.upscale import from_block_map, from_results, rev_curve, upscale_blocks
 from ooc.upscale.testing import finer_scan, two_scale_case
 
 AXES = ("z", "y", "x")
@@ -548,3 +548,51 @@ def test_spec_chain_errors_name_the_field(tmp_path: Path, edits: dict, match: st
     with pytest.raises(ConfigError, match=f"^{path}: {match}") as caught:
         load_spec(str(path))
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_block_route_gives_the_whole_volume_by_a_coarse_solve_over_its_map(
+    seed: int, tmp_path: Path
+) -> None:
+    """The block route's whole-volume values are upscale_blocks of its stored map, under the
+    whole route's keys, and near the whole route's answer: a 48³ two-phase volume (anisotropic
+    voxels) in 16³ blocks, measured D_eff/D0 within 6.6 % and k within 9.5 % (seeds 0, 1)."""
+    from scipy import ndimage
+
+    settings = load_settings(data_dir=str(tmp_path / "data"))
+    field = ndimage.gaussian_filter(np.random.default_rng(seed).standard_normal((48,) * 3), 1.5)
+    labels = (field > np.quantile(field, 0.55)).astype(np.uint8)  # 55 % pore (label 0)
+    url = _ingest(tmp_path, "finer", labels, FINER_VOXEL_M, FINER_PHASES, settings)
+    kw = {"settings": settings, "properties": ["tortuosity", "permeability"]}
+    whole = run_simulate(url, str(tmp_path / "whole.zarr"), route="whole", **kw).summary
+    blocks_url = str(tmp_path / "blocks.zarr")
+    blocks = run_simulate(url, blocks_url, route="blocks", block_shape=16, **kw)
+    maps = ooc.open_results(blocks_url)["simulate/blocks"].to_dataset()
+    got = blocks.summary["whole_volume"]
+    numbers = blocks.record["numbers"]
+    for quantity, key in (("relative_diffusivity", "relative_diffusivity"), ("permeability", "permeability_m2")):  # fmt: skip
+        expected = upscale_blocks(maps, quantity).effective
+        for a in AXES:
+            assert got[key][a] == pytest.approx(expected[a], rel=1e-12)
+            assert numbers[f"{key}_{a}"] == got[key][a]
+            assert got[key][a] == pytest.approx(whole[key][a], rel=0.1 if "diff" in key else 0.15)
+    for a in AXES:
+        assert got["tau"][a] == pytest.approx(got["porosity"] / got["relative_diffusivity"][a])
+        assert got["permeability_mD"][a] == pytest.approx(got["permeability_m2"][a] / MILLIDARCY_M2)
+    assert got["porosity"] == pytest.approx(whole["porosity"], rel=1e-9)
+
+
+def test_block_route_with_unequal_blocks_says_why_it_has_no_whole_volume_values(
+    two_scale: dict, tmp_path: Path
+) -> None:
+    out = run_simulate(
+        two_scale["finer"],
+        str(tmp_path / "blocks.zarr"),
+        settings=two_scale["settings"],
+        route="blocks",
+        block_shape=8,  # 20 = 8 + 8 + 4
+        properties=["tortuosity"],
+    )
+    assert "blocks differ in size" in out.summary["whole_volume"]["skipped"]
+    assert "tau_z" not in out.record["numbers"]
+    assert "tau_median_z" in out.record["numbers"]
