@@ -42,7 +42,8 @@ class PerVoxelProperty:
         The coarse segmentation subdivided ``s`` times (``s = subdivide``; its dtype).
     values : numpy.ndarray of float32, same shape
         The property of ``phase`` (units of the relation's quantity: 1 for ``D_eff/D0``, m² for
-        permeability) where ``labels == phase``; 0 in the coarse grid's other voxels.
+        permeability), read where ``labels == phase``; elsewhere 0 on the coarse grid itself,
+        the nearest phase voxel's value on a subdivided one (:func:`~ooc.upscale.refine_field`).
     porosity : numpy.ndarray of float32, shape (nz, ny, nx)
         Porosity of every coarse voxel's part of the phase (1 in resolved pore, as grey gives it
         elsewhere).
