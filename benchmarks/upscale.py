@@ -559,20 +559,7 @@ def main() -> None:
                 args.field,
             )
             pore_rows.append(pore_row)
-            print_table(
-                rows,
-                [
-                    "seed",
-                    "ratio",
-                    "property",
-                    "route",
-                    "direct (z y x)",
-                    "upscaled",
-                    "difference",
-                    "mean |diff|",
-                    "note",
-                ],
-            )
+            print_table(rows, [*TWO_SCALE_HEADER[:7], "mean |diff|", "note"])
             sys.stdout.flush()
         print("grey porosity of the matrix voxels against their true sub-resolution porosity\n")
         print_table(pore_rows, POROSITY_HEADER)

@@ -21,22 +21,18 @@ along z, y, x against the direct fine solve:
 
 from __future__ import annotations
 
-import dask
 import numpy as np
 import pytest
 
-from ooc.simulate import conductivity, property_map, tortuosity
+from ooc.simulate import conductivity, tortuosity
 from ooc.synth.material import FractionField
 from ooc.upscale import (
     GreyLevels,
-    calibrate_relation,
-    fit_relations,
     grey_porosity,
-    per_voxel_property,
     refine_labels,
     shrink_porosity,
 )
-from ooc.upscale.testing import finer_scan, two_scale_case
+from ooc.upscale.testing import finer_scan, per_voxel_diffusivity, two_scale_case
 
 AXES = ("z", "y", "x")
 NOISE = 0.1
@@ -67,26 +63,7 @@ def _routes(seed: int, coarse: int, finer: int, sub: int) -> dict[str, object]:
         direction=AXES,
         reference=1.0,
     ).relative
-    with dask.config.set(scheduler="synchronous"):  # many tiny solves: threads only contend
-        bm = property_map(
-            (~scan).astype(np.uint8),
-            block_shape=RATIO,
-            voxel_size=case.fine_voxel_m,
-            properties=("diffusivity",),
-        )
-    pv = per_voxel_property(
-        case.grey,
-        lab,
-        phase=2,
-        levels=LEVELS,
-        relation=calibrate_relation(
-            fit_relations(bm, "relative_diffusivity")[0], bm, whole, subdivide=sub
-        ),
-        subdivide=sub,
-    )
-    per_voxel = conductivity(
-        pv.labels, {0: 1.0, 1: 0.0, 2: pv.values}, direction=AXES, reference=1.0
-    ).relative
+    per_voxel = per_voxel_diffusivity(case, scan, whole, LEVELS, subdivide=sub)
     return {
         "true": case.true_porosity[m],
         "raw": raw[m],

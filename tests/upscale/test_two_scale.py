@@ -23,22 +23,18 @@ section 4); here the sizes fit a unit test.
 
 from __future__ import annotations
 
-import dask
 import numpy as np
 import pytest
 
-from ooc.simulate import conductivity, permeability, property_map, tortuosity
+from ooc.simulate import conductivity, permeability, tortuosity
 from ooc.synth import render_labels
 from ooc.upscale import (
     GreyLevels,
-    calibrate_relation,
-    fit_relations,
     from_results,
     grey_porosity,
-    per_voxel_property,
     refine_labels,
 )
-from ooc.upscale.testing import finer_scan, two_scale_case
+from ooc.upscale.testing import finer_scan, per_voxel_diffusivity, two_scale_case
 
 AXES = ("z", "y", "x")
 NOISE = 0.1
@@ -82,26 +78,7 @@ def test_diffusivity_upscaled_from_a_finer_scan_matches_the_direct_solve(seed):
         reference=1.0,
     ).relative
     # per voxel: D(phi) fitted on blocks of one coarse voxel, phi from the grey
-    with dask.config.set(scheduler="synchronous"):  # 216 tiny solves: threads only contend
-        bm = property_map(
-            (~scan).astype(np.uint8),
-            block_shape=case.ratio,
-            voxel_size=case.fine_voxel_m,
-            properties=("diffusivity",),
-        )
-    pv = per_voxel_property(
-        case.grey,
-        lab,
-        phase=2,
-        levels=LEVELS,
-        relation=calibrate_relation(
-            fit_relations(bm, "relative_diffusivity")[0], bm, whole, subdivide=sub
-        ),
-        subdivide=sub,
-    )
-    per_voxel = conductivity(
-        pv.labels, {0: 1.0, 1: 0.0, 2: pv.values}, direction=AXES, reference=1.0
-    ).relative
+    per_voxel = per_voxel_diffusivity(case, scan, whole, LEVELS, subdivide=sub)
     err_voxel = [per_voxel[d] / direct[d] - 1 for d in AXES]
     err_const = [constant[d] / direct[d] - 1 for d in AXES]
     assert max(abs(e) for e in err_voxel) < 0.12, err_voxel

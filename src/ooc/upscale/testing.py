@@ -15,6 +15,7 @@ metres (only ratios matter to the transport properties; permeabilities scale wit
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,8 +31,9 @@ from ooc.synth import (
 )
 from ooc.synth.material import FractionField, VariedMaterial
 from ooc.synth.spec import PORE_FINE
+from ooc.upscale.grey import GreyLevels
 
-__all__ = ["TwoScaleCase", "finer_scan", "two_scale_case"]
+__all__ = ["TwoScaleCase", "finer_scan", "per_voxel_diffusivity", "two_scale_case"]
 
 #: a level-1 process that covers every point of any region of interest: the matrix everywhere
 _EVERYWHERE = SphereProcess(0.999, 1e7, 1e7)
@@ -192,3 +194,47 @@ def finer_scan(case: TwoScaleCase, shape: int = 64) -> np.ndarray:
     region = (slice(o, o + shape),) * 3
     lab = render_labels(spec, "MicroCT", region, voxel_size=(1.0, 1.0, 1.0), phases="fine")
     return np.isin(lab, PORE_FINE)
+
+
+def per_voxel_diffusivity(
+    case: TwoScaleCase,
+    scan: np.ndarray,
+    whole: Mapping[str, float],
+    levels: GreyLevels,
+    *,
+    subdivide: int = 1,
+) -> dict[str, float]:
+    """``D_eff/D0`` of the coarse region along z, y, x by the per-voxel route.
+
+    ``D(phi)`` is fitted on the block map of ``scan`` (:func:`finer_scan`; blocks of one coarse
+    voxel) and calibrated to ``whole`` (the scan's own ``D_eff/D0`` per axis); the matrix voxels'
+    values come from ``case.grey`` (:func:`ooc.upscale.per_voxel_property` with ``levels``) and
+    the region is solved once on its grid subdivided ``subdivide`` times.
+    """
+    import dask
+
+    from ooc.simulate import conductivity, property_map
+    from ooc.upscale import calibrate_relation, fit_relations, per_voxel_property
+
+    if case.grey is None:
+        raise ValueError("the case has no grey: make it with two_scale_case(..., grey=True)")
+    with dask.config.set(scheduler="synchronous"):  # many tiny solves: threads only contend
+        bm = property_map(
+            (~scan).astype(np.uint8),
+            block_shape=case.ratio,
+            voxel_size=case.fine_voxel_m,
+            properties=("diffusivity",),
+        )
+    relation = calibrate_relation(
+        fit_relations(bm, "relative_diffusivity")[0], bm, whole, subdivide=subdivide
+    )
+    pv = per_voxel_property(
+        case.grey,
+        case.coarse_labels,
+        phase=2,
+        levels=levels,
+        relation=relation,
+        subdivide=subdivide,
+    )
+    values = {0: 1.0, 1: 0.0, 2: pv.values}
+    return conductivity(pv.labels, values, direction=("z", "y", "x"), reference=1.0).relative
